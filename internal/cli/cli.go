@@ -1,0 +1,145 @@
+// Package cli is the pruuv command: `serve` and the operator commands, all
+// working against the same database as a running server.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/secret"
+	"github.com/pruuv/pruuv/internal/store"
+)
+
+const usage = `pruuv — conversion tracking and ad attribution
+
+Usage:
+  pruuv serve [--addr :8080] [--data-dir DIR] [--database-url URL]
+  pruuv funnel create --client NAME --name NAME --stages "Lead,Qualified,Won" [--json]
+  pruuv stage list [--json]
+  pruuv stage rotate-token STAGE_ID [--overlap 24h] [--json]
+  pruuv stage set-limit STAGE_ID --per-hour N [--json]
+  pruuv events list [--stage STAGE_ID] [--limit N] [--json]
+
+Every command reads PRUUV_DATA_DIR, PRUUV_DATABASE_URL and PRUUV_SECRET_KEY,
+and takes --data-dir and --database-url to override them.
+Run "pruuv COMMAND -h" for a command's flags.
+`
+
+// UsageError means the command line was wrong; main prints usage and exits 2.
+type UsageError struct{ msg string }
+
+func (e *UsageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &UsageError{fmt.Sprintf(format, args...)} }
+
+// Env is what a command gets from its process.
+type Env struct {
+	Getenv func(string) string
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Run executes the command line args (without the program name).
+func Run(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, usage)
+		return usagef("no command given")
+	}
+	cfg, err := config.FromEnv(env.Getenv)
+	if err != nil {
+		return err
+	}
+	cmd, rest := args[0], args[1:]
+	sub := ""
+	if len(rest) > 0 && (cmd == "funnel" || cmd == "stage" || cmd == "events") {
+		sub, rest = rest[0], rest[1:]
+	}
+	switch cmd + " " + sub {
+	case "serve ":
+		return runServe(ctx, cfg, rest, env)
+	case "funnel create":
+		return funnelCreate(ctx, cfg, rest, env)
+	case "stage list":
+		return stageList(ctx, cfg, rest, env)
+	case "stage rotate-token":
+		return stageRotate(ctx, cfg, rest, env)
+	case "stage set-limit":
+		return stageSetLimit(ctx, cfg, rest, env)
+	case "events list":
+		return eventsList(ctx, cfg, rest, env)
+	case "help ", "-h ", "--help ":
+		fmt.Fprint(env.Stdout, usage)
+		return nil
+	}
+	fmt.Fprint(env.Stderr, usage)
+	return usagef("unknown command %q", strings.TrimSpace(cmd+" "+sub))
+}
+
+// parse parses flags that may come before or after positional arguments, as
+// in `pruuv stage rotate-token STAGE_ID --json`, and returns the positionals.
+func parse(fs *flag.FlagSet, args []string, env Env) ([]string, error) {
+	fs.SetOutput(env.Stderr)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &UsageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
+}
+
+func newFlags(name string) *flag.FlagSet {
+	return flag.NewFlagSet("pruuv "+name, flag.ContinueOnError)
+}
+
+// openStore opens the database and the secret key a command needs, refusing a
+// key that does not match the database.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Store, secret.Key, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, secret.Key{}, err
+	}
+	var key secret.Key
+	var err error
+	if cfg.SecretKey != "" {
+		key, err = secret.Parse(cfg.SecretKey)
+		if err != nil {
+			err = fmt.Errorf("PRUUV_SECRET_KEY: %w", err)
+		}
+	} else {
+		key, err = secret.LoadOrCreate(ensureDir(cfg.DataDir))
+	}
+	if err != nil {
+		return nil, key, err
+	}
+	st, err := store.Open(ctx, store.Options{
+		DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Relaxed: cfg.Durability == "relaxed", Logger: log,
+	})
+	if err != nil {
+		return nil, key, err
+	}
+	if err := st.CheckSecret(ctx, key.Check()); err != nil {
+		st.Close()
+		return nil, key, fmt.Errorf("%w: use the key it was created with (PRUUV_SECRET_KEY or %s in the data directory)", err, secret.FileName)
+	}
+	return st, key, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,289 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/event"
+	"github.com/pruuv/pruuv/internal/secret"
+	"github.com/pruuv/pruuv/internal/store"
+	"github.com/pruuv/pruuv/internal/token"
+)
+
+// quiet is the logger of operator commands: only warnings and errors.
+func quiet(env Env) *slog.Logger {
+	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func ensureDir(dir string) string {
+	os.MkdirAll(dir, 0o700) // LoadOrCreate reports a directory that cannot be made
+	return dir
+}
+
+func newToken(key secret.Key) (string, store.StageToken) {
+	tok := token.NewWebhook()
+	id := token.NewID("tok")
+	return tok, store.StageToken{ID: id, Hash: key.Hash(tok), Sealed: key.Seal(tok, "stage_tokens:"+id), Hint: token.Hint(tok)}
+}
+
+const maxName = 200
+
+func funnelCreate(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("funnel create")
+	cfg.StorageFlags(fs)
+	client := fs.String("client", "", "client (advertiser) name; created if new")
+	name := fs.String("name", "", "funnel name")
+	stagesArg := fs.String("stages", "", `comma-separated stage names in order, e.g. "Lead,Qualified,Won"`)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("funnel create takes no arguments, got %q", pos[0])
+	}
+	*client, *name = strings.TrimSpace(*client), strings.TrimSpace(*name)
+	if *client == "" || *name == "" || strings.TrimSpace(*stagesArg) == "" {
+		return usagef("funnel create needs --client, --name and --stages")
+	}
+	if len(*client) > maxName || len(*name) > maxName {
+		return usagef("names must be at most %d bytes", maxName)
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, n := range strings.Split(*stagesArg, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" || len(n) > maxName {
+			return usagef("--stages: each stage needs a name of 1 to %d bytes", maxName)
+		}
+		if seen[strings.ToLower(n)] {
+			return usagef("--stages: %q is given twice", n)
+		}
+		seen[strings.ToLower(n)] = true
+		names = append(names, n)
+	}
+	if len(names) > 50 {
+		return usagef("--stages: at most 50 stages")
+	}
+	st, key, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	type stageOut struct {
+		ID           string `json:"id"`
+		Name         string `json:"name"`
+		Position     int    `json:"position"`
+		WebhookToken string `json:"webhook_token"`
+	}
+	var out struct {
+		Client store.Client `json:"client"`
+		Funnel store.Funnel `json:"funnel"`
+		Stages []stageOut   `json:"stages"`
+	}
+	var stages []store.NewStage
+	for i, n := range names {
+		tok, row := newToken(key)
+		id := token.NewID("stg")
+		stages = append(stages, store.NewStage{ID: id, Name: n, Token: row})
+		out.Stages = append(out.Stages, stageOut{ID: id, Name: n, Position: i + 1, WebhookToken: tok})
+	}
+	out.Client, out.Funnel, err = st.CreateFunnel(ctx, token.NewID("cli"), *client, token.NewID("fun"), *name, stages, time.Now())
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("client %q already has a funnel named %q", *client, *name)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, out)
+	}
+	fmt.Fprintf(env.Stdout, "Client %s (%s)\nFunnel %s (%s)\n\n", out.Client.Name, out.Client.ID, out.Funnel.Name, out.Funnel.ID)
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POS\tSTAGE\tSTAGE ID\tWEBHOOK TOKEN")
+	for _, s := range out.Stages {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Position, s.Name, s.ID, s.WebhookToken)
+	}
+	tw.Flush()
+	fmt.Fprintln(env.Stdout, "\nKeep the tokens secret: anyone holding one can post events to its stage.")
+	return nil
+}
+
+func stageList(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("stage list")
+	cfg.StorageFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("stage list takes no arguments, got %q", pos[0])
+	}
+	st, _, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	stages, err := st.ListStages(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if stages == nil {
+			stages = []store.Stage{}
+		}
+		return printJSON(env.Stdout, stages)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT\tFUNNEL\tPOS\tSTAGE\tSTAGE ID\tLIMIT/H\tTOKEN")
+	for _, s := range stages {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\n", s.ClientName, s.FunnelName, s.Position, s.Name, s.ID, s.HourlyLimit, s.TokenHint)
+	}
+	return tw.Flush()
+}
+
+// MaxOverlap is the longest a replaced token may keep working.
+const MaxOverlap = 7 * 24 * time.Hour
+
+func stageRotate(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("stage rotate-token")
+	cfg.StorageFlags(fs)
+	overlap := fs.Duration("overlap", 24*time.Hour, "how long the replaced token keeps working (0 revokes it at once; at most 168h)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("stage rotate-token needs exactly one STAGE_ID")
+	}
+	if *overlap < 0 || *overlap > MaxOverlap {
+		return usagef("--overlap must be between 0 and 168h")
+	}
+	st, key, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tok, row := newToken(key)
+	now := time.Now()
+	if err := st.RotateToken(ctx, pos[0], row, now, now.Add(*overlap)); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no stage with id %q (see: pruuv stage list)", pos[0])
+		}
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, map[string]string{"id": pos[0], "webhook_token": tok})
+	}
+	fmt.Fprintf(env.Stdout, "New webhook token for stage %s:\n%s\n", pos[0], tok)
+	if *overlap > 0 {
+		fmt.Fprintf(env.Stdout, "The previous token keeps working until %s.\n", now.Add(*overlap).UTC().Format(time.RFC3339))
+	} else {
+		fmt.Fprintln(env.Stdout, "The previous token is revoked.")
+	}
+	return nil
+}
+
+// MaxHourlyLimit is the highest hourly limit a stage may be given.
+const MaxHourlyLimit = 1_000_000
+
+func stageSetLimit(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("stage set-limit")
+	cfg.StorageFlags(fs)
+	perHour := fs.Int("per-hour", 0, "accepted events per UTC hour (1 to 1000000)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("stage set-limit needs exactly one STAGE_ID")
+	}
+	if *perHour < 1 || *perHour > MaxHourlyLimit {
+		return usagef("--per-hour must be between 1 and %d", MaxHourlyLimit)
+	}
+	st, _, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.SetHourlyLimit(ctx, pos[0], *perHour); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no stage with id %q (see: pruuv stage list)", pos[0])
+		}
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, map[string]any{"id": pos[0], "hourly_limit": *perHour})
+	}
+	fmt.Fprintf(env.Stdout, "Stage %s now accepts %d events per hour.\n", pos[0], *perHour)
+	return nil
+}
+
+func eventsList(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("events list")
+	cfg.StorageFlags(fs)
+	stage := fs.String("stage", "", "only this stage's events")
+	limit := fs.Int("limit", 100, "at most this many events, newest first (1 to 100000)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("events list takes no arguments, got %q", pos[0])
+	}
+	if *limit < 1 || *limit > 100_000 {
+		return usagef("--limit must be between 1 and 100000")
+	}
+	st, _, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if *stage != "" {
+		if _, err := st.GetStage(ctx, *stage); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no stage with id %q (see: pruuv stage list)", *stage)
+		}
+	}
+	events, err := st.ListEvents(ctx, store.EventFilter{StageID: *stage, Limit: *limit})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if events == nil {
+			events = []event.Event{}
+		}
+		return printJSON(env.Stdout, events)
+	}
+	for i, e := range events {
+		if i > 0 {
+			fmt.Fprintln(env.Stdout)
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "event_id\t%s\nstage_id\t%s\nsource\t%s\nreceived_at\t%s\n", e.ID, e.StageID, e.Source, e.ReceivedAt.Format(time.RFC3339Nano))
+		for _, fd := range event.Schema {
+			switch v := fd.Value(&e.Fields).(type) {
+			case string:
+				fmt.Fprintf(tw, "%s\t%s\n", fd.Name, v)
+			case int64:
+				fmt.Fprintf(tw, "%s\t%s\n", fd.Name, event.FormatMicros(v))
+			}
+		}
+		tw.Flush()
+	}
+	if len(events) == 0 {
+		fmt.Fprintln(env.Stderr, "no events")
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/ingest"
+	"github.com/pruuv/pruuv/internal/server"
+)
+
+func runServe(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("serve")
+	cfg.ServeFlags(fs)
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("serve takes no arguments, got %q", pos[0])
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	level, _ := cfg.Level()
+	hopts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
+	if cfg.LogFormat == "text" {
+		log = slog.New(slog.NewTextHandler(env.Stderr, hopts))
+	} else {
+		log = slog.New(slog.NewJSONHandler(env.Stderr, hopts))
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (set PRUUV_ADDR or --addr)", cfg.Addr, err)
+	}
+	return Serve(ctx, cfg, log, ln)
+}
+
+// Serve runs the server on ln until ctx is done, then shuts down gracefully:
+// readiness fails first, in-flight requests finish, queued events commit.
+func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener) error {
+	defer ln.Close()
+	st, key, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	writers := 1
+	if st.Postgres() {
+		writers = 4 * runtime.GOMAXPROCS(0)
+	}
+	in := ingest.New(ingest.Options{Store: st, Key: key, Log: log, Writers: writers})
+	defer in.Close()
+	srv := server.New(st, in, log)
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "config", cfg, "dialect", st.Dialect())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	srv.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,130 @@
+// Package config reads Pruuv's settings: environment variables (PRUUV_*) first,
+// command-line flags over them, defaults in one place, validated once.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is every setting of a Pruuv process.
+type Config struct {
+	Addr            string        // PRUUV_ADDR
+	DataDir         string        // PRUUV_DATA_DIR: the SQLite file and the generated secret key
+	DatabaseURL     string        // PRUUV_DATABASE_URL: postgres://… switches to PostgreSQL
+	SecretKey       string        // PRUUV_SECRET_KEY: overrides DataDir/secret.key
+	Durability      string        // PRUUV_DURABILITY: strict (synchronous=FULL) or relaxed (NORMAL)
+	LogLevel        string        // PRUUV_LOG_LEVEL: debug, info, warn, error
+	LogFormat       string        // PRUUV_LOG_FORMAT: json or text
+	ShutdownTimeout time.Duration // PRUUV_SHUTDOWN_TIMEOUT: how long in-flight requests get on SIGTERM
+}
+
+// Default returns the settings used when nothing is configured.
+func Default() Config {
+	return Config{
+		Addr:            ":8080",
+		DataDir:         "./pruuv-data",
+		Durability:      "strict",
+		LogLevel:        "info",
+		LogFormat:       "json",
+		ShutdownTimeout: 20 * time.Second,
+	}
+}
+
+// FromEnv returns the defaults overridden by PRUUV_* variables.
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Default()
+	set := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	set("PRUUV_ADDR", &c.Addr)
+	set("PRUUV_DATA_DIR", &c.DataDir)
+	set("PRUUV_DATABASE_URL", &c.DatabaseURL)
+	set("PRUUV_SECRET_KEY", &c.SecretKey)
+	set("PRUUV_DURABILITY", &c.Durability)
+	set("PRUUV_LOG_LEVEL", &c.LogLevel)
+	set("PRUUV_LOG_FORMAT", &c.LogFormat)
+	if v := getenv("PRUUV_SHUTDOWN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("PRUUV_SHUTDOWN_TIMEOUT=%q: want a duration such as 20s", v)
+		}
+		c.ShutdownTimeout = d
+	}
+	return c, nil
+}
+
+// StorageFlags registers the flags every command that opens the database takes.
+func (c *Config) StorageFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the SQLite file and secret key (PRUUV_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "postgres://… to use PostgreSQL instead of SQLite (PRUUV_DATABASE_URL)")
+}
+
+// ServeFlags registers the flags of `pruuv serve`.
+func (c *Config) ServeFlags(fs *flag.FlagSet) {
+	c.StorageFlags(fs)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "address to listen on (PRUUV_ADDR)")
+	fs.StringVar(&c.Durability, "durability", c.Durability, "strict (SQLite synchronous=FULL) or relaxed (NORMAL) (PRUUV_DURABILITY)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (PRUUV_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text (PRUUV_LOG_FORMAT)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time in-flight requests get on SIGTERM (PRUUV_SHUTDOWN_TIMEOUT)")
+}
+
+// Validate says what to fix, naming the variable, for every bad setting.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("PRUUV_ADDR=%q: want host:port, e.g. :8080 or 127.0.0.1:8080", c.Addr))
+	}
+	if c.DatabaseURL == "" && strings.TrimSpace(c.DataDir) == "" {
+		errs = append(errs, errors.New("PRUUV_DATA_DIR is empty: name a directory for the SQLite database"))
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		errs = append(errs, errors.New("PRUUV_DATABASE_URL must start with postgres:// or postgresql:// (leave it unset for the embedded SQLite)"))
+	}
+	if c.Durability != "strict" && c.Durability != "relaxed" {
+		errs = append(errs, fmt.Errorf("PRUUV_DURABILITY=%q: want strict or relaxed", c.Durability))
+	}
+	if _, err := c.Level(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("PRUUV_LOG_FORMAT=%q: want json or text", c.LogFormat))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("PRUUV_SHUTDOWN_TIMEOUT=%s: want a positive duration", c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Level parses LogLevel.
+func (c Config) Level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return l, fmt.Errorf("PRUUV_LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}
+
+// LogValue prints the configuration with secrets redacted.
+func (c Config) LogValue() slog.Value {
+	key := "generated in data dir"
+	if c.SecretKey != "" {
+		key = "[redacted]"
+	}
+	db := "sqlite"
+	if c.DatabaseURL != "" {
+		db = "postgres"
+	}
+	return slog.GroupValue(
+		slog.String("addr", c.Addr), slog.String("data_dir", c.DataDir), slog.String("database", db),
+		slog.String("secret_key", key), slog.String("durability", c.Durability),
+		slog.String("log_level", c.LogLevel), slog.Duration("shutdown_timeout", c.ShutdownTimeout))
+}

@@ -1,0 +1,309 @@
+package event
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ValidationError lists what is wrong with a payload, keyed by field name; a
+// body that is not a JSON object is reported under "body".
+type ValidationError struct {
+	Details map[string][]string
+}
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("validation failed: %v", e.Details)
+}
+
+func (e *ValidationError) add(field, msg string) {
+	if e.Details == nil {
+		e.Details = make(map[string][]string)
+	}
+	e.Details[field] = append(e.Details[field], msg)
+}
+
+// MaxRevenue is the largest revenue_value accepted, in currency units.
+const MaxRevenue = 1_000_000_000_000
+
+// MaxFuture is how far ahead of the server clock a timestamp may be, allowing
+// for senders whose clocks run fast.
+const MaxFuture = 24 * time.Hour
+
+// Decode parses and validates a payload against Schema. It is strict where
+// encoding/json v1 is lenient: the body must be valid UTF-8 and exactly one JSON
+// object, names match exactly, and a documented field given twice is an error.
+// Unknown fields are ignored. Every problem found is reported, not just the first.
+func Decode(body []byte, now time.Time) (Fields, error) {
+	var f Fields
+	verr := &ValidationError{}
+	switch {
+	case len(body) == 0 || len(strings.TrimSpace(string(body))) == 0:
+		verr.add("body", "is empty; send a JSON object")
+		return f, verr
+	case !utf8.Valid(body):
+		verr.add("body", "must be valid UTF-8")
+		return f, verr
+	case !json.Valid(body):
+		verr.add("body", "is not valid JSON: "+syntaxMessage(body))
+		return f, verr
+	}
+	i := skipWS(body, 0)
+	if body[i] != '{' {
+		verr.add("body", "must be a JSON object")
+		return f, verr
+	}
+	var seen uint64
+	i = skipWS(body, i+1)
+	for body[i] != '}' {
+		kEnd, esc := scanString(body, i)
+		key := unquote(body[i:kEnd], esc)
+		i = skipWS(body, kEnd)
+		i = skipWS(body, i+1) // ':'
+		vEnd := skipValue(body, i)
+		if idx, ok := schemaIndex[key]; ok {
+			if seen&(1<<idx) != 0 {
+				verr.add(key, "is given more than once")
+			} else {
+				seen |= 1 << idx
+				setField(&f, Schema[idx], body[i:vEnd], now, verr)
+			}
+		}
+		i = skipWS(body, vEnd)
+		if body[i] == ',' {
+			i = skipWS(body, i+1)
+		}
+	}
+	if f.Reference == "" && verr.Details["reference"] == nil {
+		verr.add("reference", "is required")
+	}
+	if verr.Details != nil {
+		return Fields{}, verr
+	}
+	return f, nil
+}
+
+func setField(f *Fields, fd Field, raw []byte, now time.Time, verr *ValidationError) {
+	if string(raw) == "null" {
+		return
+	}
+	if fd.kind == kindMoney {
+		if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+			verr.add(fd.Name, "must be a number")
+			return
+		}
+		m, err := parseMicros(raw)
+		if err != nil {
+			verr.add(fd.Name, err.Error())
+			return
+		}
+		f.HasRevenue, f.RevenueMicros = true, m
+		return
+	}
+	if raw[0] != '"' {
+		verr.add(fd.Name, "must be a string")
+		return
+	}
+	v := unquote(raw, strings.IndexByte(string(raw), '\\') >= 0)
+	switch fd.kind {
+	case kindString:
+		switch {
+		case v == "" && fd.Name == "reference":
+			verr.add(fd.Name, "must not be empty")
+		case len(v) > fd.max:
+			verr.add(fd.Name, fmt.Sprintf("must be at most %d bytes", fd.max))
+		case hasControl(v):
+			verr.add(fd.Name, "must not contain control characters")
+		default:
+			*fd.str(f) = v
+		}
+	case kindCurrency:
+		if v == "" {
+			return
+		}
+		if !ValidCurrency(v) {
+			verr.add(fd.Name, "must be an ISO 4217 currency code, e.g. GBP")
+			return
+		}
+		*fd.str(f) = strings.ToUpper(v)
+	case kindTime:
+		if v == "" {
+			return
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil || len(v) < len("2006-01-02T15:04:05Z") || (v[10] != 'T' && v[10] != 't') {
+			verr.add(fd.Name, "must be an ISO 8601 date-time with a time zone offset or Z, e.g. 2026-03-01T14:30:00Z")
+			return
+		}
+		if t.After(now.Add(MaxFuture)) {
+			verr.add(fd.Name, "must not be in the future")
+			return
+		}
+		*fd.tim(f) = t
+	}
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// syntaxMessage describes why json.Valid refused body. It runs only on the error
+// path, so the cost of a second parse does not matter.
+func syntaxMessage(body []byte) string {
+	var v json.RawMessage
+	err := json.Unmarshal(body, &v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s (at byte %d)", se.Error(), se.Offset)
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "syntax error"
+}
+
+// The scanners below walk a body that json.Valid has already accepted, so they
+// only need to find where tokens end, not to check them.
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString returns the index just past the string starting at b[i] == '"' and
+// whether it contains escapes.
+func scanString(b []byte, i int) (int, bool) {
+	esc := false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			esc = true
+			j++
+		case '"':
+			return j + 1, esc
+		}
+	}
+	return len(b), esc
+}
+
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		end, _ := scanString(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end, _ := scanString(b, j)
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	default:
+		j := i
+		for j < len(b) && !strings.ContainsRune(",}] \t\r\n", rune(b[j])) {
+			j++
+		}
+		return j
+	}
+}
+
+func unquote(raw []byte, esc bool) string {
+	if !esc {
+		return string(raw[1 : len(raw)-1])
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s) // raw is a valid JSON string: json.Valid checked it
+	return s
+}
+
+var errNotNegative = errors.New("must not be negative")
+var errTooLarge = fmt.Errorf("must be at most %d", MaxRevenue)
+
+// parseMicros converts a JSON number literal to millionths exactly, rounding
+// half away from zero beyond the sixth decimal place. It never builds huge
+// intermediate values, so "1e999999999" costs as little as "1".
+func parseMicros(raw []byte) (int64, error) {
+	lit := string(raw)
+	neg := strings.HasPrefix(lit, "-")
+	lit = strings.TrimPrefix(lit, "-")
+	mant, exp := lit, 0
+	if k := strings.IndexAny(lit, "eE"); k >= 0 {
+		mant = lit[:k]
+		e := lit[k+1:]
+		eneg := strings.HasPrefix(e, "-")
+		e = strings.TrimLeft(e, "+-")
+		e = strings.TrimLeft(e, "0")
+		if len(e) > 6 {
+			e = "999999"
+		}
+		for _, c := range e {
+			exp = exp*10 + int(c-'0')
+		}
+		if eneg {
+			exp = -exp
+		}
+	}
+	digits := mant
+	if k := strings.IndexByte(mant, '.'); k >= 0 {
+		digits = mant[:k] + mant[k+1:]
+		exp -= len(mant) - k - 1
+	}
+	digits = strings.TrimLeft(digits, "0")
+	if digits == "" {
+		return 0, nil
+	}
+	if neg {
+		return 0, errNotNegative
+	}
+	exp += 6 // to micros
+	if exp >= 0 {
+		if len(digits)+exp > 19 {
+			return 0, errTooLarge
+		}
+		digits += strings.Repeat("0", exp)
+		exp = 0
+	}
+	roundUp := false
+	if exp < 0 {
+		cut := len(digits) + exp // digits kept
+		if cut < 0 {
+			return 0, nil
+		}
+		roundUp = digits[cut] >= '5'
+		digits = digits[:cut]
+	}
+	if len(digits) > 19 {
+		return 0, errTooLarge
+	}
+	var m uint64
+	for i := 0; i < len(digits); i++ {
+		m = m*10 + uint64(digits[i]-'0')
+	}
+	if roundUp {
+		m++
+	}
+	if m > MaxRevenue*1_000_000 {
+		return 0, errTooLarge
+	}
+	return int64(m), nil
+}

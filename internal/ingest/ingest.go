@@ -1,0 +1,202 @@
+// Package ingest records funnel events: it authenticates a stage's webhook
+// token and commits events in small group-commit batches, applying the 60 s
+// dedup window and the stage's hourly limit inside the same transaction.
+package ingest
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pruuv/pruuv/internal/event"
+	"github.com/pruuv/pruuv/internal/secret"
+	"github.com/pruuv/pruuv/internal/store"
+	"github.com/pruuv/pruuv/internal/token"
+)
+
+// DedupWindow is how long after a recorded event the same reference at the
+// same stage is answered as a duplicate.
+const DedupWindow = 60 * time.Second
+
+// Errors returned before an event is decoded.
+var (
+	ErrStageNotFound = errors.New("stage not found")
+	ErrUnauthorized  = errors.New("unauthorized")
+	ErrClosed        = errors.New("ingest: service is shut down")
+)
+
+// Result is the answer to one ingested event.
+type Result struct {
+	Outcome store.Outcome
+	EventID string // the new event, or the original of a duplicate
+	Limit   int    // the stage's hourly limit
+	Used    int    // accepted events in the current hour
+	Reset   time.Time
+}
+
+// Options configures a Service.
+type Options struct {
+	Store *store.Store
+	Key   secret.Key
+	Now   func() time.Time // defaults to time.Now
+	Log   *slog.Logger
+	// Writers is how many batches commit at once: 1 on SQLite, which has one
+	// writer anyway; several on PostgreSQL, where commits overlap.
+	Writers  int
+	MaxBatch int
+}
+
+// Service authenticates and records events.
+type Service struct {
+	store    *store.Store
+	key      secret.Key
+	now      func() time.Time
+	log      *slog.Logger
+	maxBatch int
+
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
+	queue  chan *request
+	wg     sync.WaitGroup
+}
+
+type request struct {
+	item store.Item
+	err  error
+	done chan struct{}
+}
+
+// New starts a Service's writers. Close stops them.
+func New(opt Options) *Service {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Writers < 1 {
+		opt.Writers = 1
+	}
+	if opt.MaxBatch < 1 {
+		opt.MaxBatch = 256
+	}
+	s := &Service{store: opt.Store, key: opt.Key, now: opt.Now, log: opt.Log, maxBatch: opt.MaxBatch,
+		queue: make(chan *request, opt.MaxBatch*opt.Writers)}
+	for range opt.Writers {
+		s.wg.Add(1)
+		go s.writer()
+	}
+	return s
+}
+
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.now() }
+
+// Close lets queued events commit, then stops the writers. Call it after the
+// HTTP server has stopped taking requests.
+func (s *Service) Close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.queue)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func hourStart(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
+
+// Authorize finds the stage and checks the bearer token against its live
+// tokens. It returns ErrStageNotFound or ErrUnauthorized.
+func (s *Service) Authorize(ctx context.Context, stageID, bearer string) (store.StageAuth, error) {
+	now := s.now()
+	auth, err := s.store.LookupStage(ctx, stageID, now, hourStart(now).UnixMilli())
+	if errors.Is(err, store.ErrNotFound) {
+		return auth, ErrStageNotFound
+	}
+	if err != nil {
+		return auth, err
+	}
+	if !token.IsWebhook(bearer) {
+		return auth, ErrUnauthorized
+	}
+	h := s.key.Hash(bearer)
+	ok := 0
+	for _, want := range auth.TokenHashes {
+		ok |= subtle.ConstantTimeCompare(h, want) // equal-length digests: constant time
+	}
+	if ok != 1 {
+		return auth, ErrUnauthorized
+	}
+	return auth, nil
+}
+
+// Ingest records f at the stage and reports whether it was accepted, a
+// duplicate or over the limit. A nil error with Accepted means committed.
+func (s *Service) Ingest(ctx context.Context, stageID string, limit int, source event.Source, f event.Fields) (Result, error) {
+	now := s.now()
+	hour := hourStart(now)
+	r := &request{done: make(chan struct{}), item: store.Item{
+		Event:       event.Event{ID: token.NewEventID(now), StageID: stageID, Source: source, ReceivedAt: now, Fields: f},
+		HourlyLimit: limit,
+		DedupSince:  now.Add(-DedupWindow).UnixMilli(),
+		HourStart:   hour.UnixMilli(),
+	}}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return Result{}, ErrClosed
+	}
+	select {
+	case s.queue <- r:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return Result{}, ctx.Err()
+	}
+	s.mu.RUnlock()
+	<-r.done // once queued the event may commit: wait for the truth, whatever ctx says
+	if r.err != nil {
+		return Result{}, r.err
+	}
+	return Result{Outcome: r.item.Outcome, EventID: r.item.EventID, Limit: limit, Used: r.item.Used, Reset: hour.Add(time.Hour)}, nil
+}
+
+func (s *Service) writer() {
+	defer s.wg.Done()
+	batch := make([]*request, 0, s.maxBatch)
+	items := make([]*store.Item, 0, s.maxBatch)
+	for first := range s.queue {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < s.maxBatch {
+			select {
+			case r, ok := <-s.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		items = items[:0]
+		for _, r := range batch {
+			items = append(items, &r.item)
+		}
+		// A batch is committed whole or not at all; it is not cancelled when one
+		// client goes away, since the others still wait for their answer.
+		err := s.store.Ingest(context.Background(), items)
+		if err != nil {
+			err = fmt.Errorf("ingest batch of %d: %w", len(batch), err)
+			s.log.Error("ingest failed", "err", err, "batch", len(batch))
+		}
+		for _, r := range batch {
+			r.err = err
+			close(r.done)
+		}
+	}
+}

@@ -1,0 +1,107 @@
+// Package token makes the random identifiers and credentials Pruuv hands out:
+// unguessable public ids, time-ordered event ids and checksummed webhook tokens.
+package token
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"hash/crc32"
+	"strings"
+	"time"
+)
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// WebhookPrefix starts every webhook token, so secret scanners and people can
+// recognise one; the underscore-only alphabet lets a double click select it whole.
+const WebhookPrefix = "pruuv_whk_"
+
+const (
+	secretLen   = 32 // base62 characters, about 190 bits
+	checksumLen = 6
+	// WebhookLen is the exact length of a webhook token.
+	WebhookLen = len(WebhookPrefix) + secretLen + 1 + checksumLen
+)
+
+func randomBase62(n int) string {
+	// Rejection sampling keeps every character uniform: 248 = 4·62.
+	out := make([]byte, 0, n)
+	buf := make([]byte, n+n/2)
+	for len(out) < n {
+		rand.Read(buf) // crypto/rand.Read never fails
+		for _, b := range buf {
+			if b < 248 && len(out) < n {
+				out = append(out, base62[b%62])
+			}
+		}
+	}
+	return string(out)
+}
+
+func encodeBase62(v uint64, width int) string {
+	out := make([]byte, width)
+	for i := width - 1; i >= 0; i-- {
+		out[i] = base62[v%62]
+		v /= 62
+	}
+	return string(out)
+}
+
+// NewID returns prefix + "_" + 22 random base62 characters (131 bits): an id that
+// can be shown publicly but not guessed.
+func NewID(prefix string) string {
+	return prefix + "_" + randomBase62(22)
+}
+
+// NewWebhook returns a fresh webhook token: the prefix, 32 random base62
+// characters and a CRC32 checksum of everything before it.
+func NewWebhook() string {
+	body := WebhookPrefix + randomBase62(secretLen)
+	return body + "_" + encodeBase62(uint64(crc32.ChecksumIEEE([]byte(body))), checksumLen)
+}
+
+// IsWebhook reports whether s has the shape and checksum of a webhook token, so
+// garbage is refused without touching the database.
+func IsWebhook(s string) bool {
+	if len(s) != WebhookLen || !strings.HasPrefix(s, WebhookPrefix) || s[WebhookLen-checksumLen-1] != '_' {
+		return false
+	}
+	body := s[:WebhookLen-checksumLen-1]
+	for i := len(WebhookPrefix); i < len(body); i++ {
+		if strings.IndexByte(base62, body[i]) < 0 {
+			return false
+		}
+	}
+	return s[WebhookLen-checksumLen:] == encodeBase62(uint64(crc32.ChecksumIEEE([]byte(body))), checksumLen)
+}
+
+// Hint is what may be shown of a token without revealing it.
+func Hint(tok string) string {
+	if len(tok) < 4 {
+		return "…"
+	}
+	return WebhookPrefix + "…" + tok[len(tok)-4:]
+}
+
+// NewEventID returns a UUIDv7 string: the millisecond time first, so ids sort by
+// arrival and inserts land at the end of the primary-key index.
+func NewEventID(now time.Time) string {
+	var u [16]byte
+	binary.BigEndian.PutUint64(u[:8], uint64(now.UnixMilli())<<16)
+	rand.Read(u[6:])
+	u[6] = u[6]&0x0f | 0x70
+	u[8] = u[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], u[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], u[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], u[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], u[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], u[10:])
+	return string(out[:])
+}
+
