@@ -59,7 +59,7 @@ type dialect struct {
 	name string
 	// lockStage serialises writers of one stage inside a transaction; SQLite
 	// needs nothing since BEGIN IMMEDIATE already admits a single writer.
-	lockStage string
+	lockStage  string
 	isConflict func(error) bool
 }
 

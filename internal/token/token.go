@@ -104,4 +104,3 @@ func NewEventID(now time.Time) string {
 	hex.Encode(out[24:], u[10:])
 	return string(out[:])
 }
-
