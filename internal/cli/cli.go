@@ -48,8 +48,16 @@ type Env struct {
 
 // Run executes the command line args (without the program name).
 func Run(ctx context.Context, args []string, env Env) error {
-	if len(args) == 0 {
+	err := dispatch(ctx, args, env)
+	var uerr *UsageError
+	if errors.As(err, &uerr) {
 		fmt.Fprint(env.Stderr, usage)
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 {
 		return usagef("no command given")
 	}
 	cfg, err := config.FromEnv(env.Getenv)
@@ -78,7 +86,6 @@ func Run(ctx context.Context, args []string, env Env) error {
 		fmt.Fprint(env.Stdout, usage)
 		return nil
 	}
-	fmt.Fprint(env.Stderr, usage)
 	return usagef("unknown command %q", strings.TrimSpace(cmd+" "+sub))
 }
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,14 +91,15 @@ var insertEventSQL = func() string {
 // Ingest records a batch of events in one transaction: for each, in order, a
 // duplicate check, then the hourly counter, then the insert. Nothing is
 // acknowledged unless Ingest returns nil, and then every item has its outcome.
-// Items are handled in stage order so that on PostgreSQL two processes taking
+// Items are handled in stage order (the slice itself is left as it is) so that on PostgreSQL two processes taking
 // several stage locks always take them in the same order.
 func (s *Store) Ingest(ctx context.Context, items []*Item) error {
-	sort.SliceStable(items, func(i, j int) bool { return items[i].Event.StageID < items[j].Event.StageID })
+	ordered := slices.Clone(items)
+	slices.SortStableFunc(ordered, func(a, b *Item) int { return strings.Compare(a.Event.StageID, b.Event.StageID) })
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
 		args := make([]any, 0, 4+len(event.Schema))
 		locked := ""
-		for _, it := range items {
+		for _, it := range ordered {
 			e := &it.Event
 			if s.dialect.lockStage != "" && e.StageID != locked {
 				if _, err := tx.ExecContext(ctx, s.dialect.lockStage, e.StageID); err != nil {
