@@ -136,13 +136,18 @@ func (s *Server) Stop() { s.stop() }
 // Start runs cli.Serve on a loopback port until the test ends.
 func Start(t testing.TB, cfg config.Config) *Server {
 	t.Helper()
+	return StartLogged(t, cfg, Logger(t))
+}
+
+// StartLogged is Start with the server's logs going to log.
+func StartLogged(t testing.TB, cfg config.Config, log *slog.Logger) *Server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	log := Logger(t)
 	go func() { done <- cli.Serve(ctx, cfg, log, ln) }()
 	var once sync.Once
 	stop := func() {
