@@ -62,6 +62,7 @@ type Service struct {
 	closed bool
 	queue  chan *request
 	wg     sync.WaitGroup
+	stop   chan struct{} // ends the pruner
 }
 
 type request struct {
@@ -85,12 +86,36 @@ func New(opt Options) *Service {
 		opt.MaxBatch = 256
 	}
 	s := &Service{store: opt.Store, key: opt.Key, now: opt.Now, log: opt.Log, maxBatch: opt.MaxBatch,
-		queue: make(chan *request, opt.MaxBatch*opt.Writers)}
+		queue: make(chan *request, opt.MaxBatch*opt.Writers), stop: make(chan struct{})}
 	for range opt.Writers {
 		s.wg.Add(1)
 		go s.writer()
 	}
+	s.wg.Add(1)
+	go s.pruner(PruneEvery)
 	return s
+}
+
+// PruneEvery is how often counters of past hours are deleted.
+const PruneEvery = 10 * time.Minute
+
+func (s *Service) pruner(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			before := hourStart(s.now()).Add(-time.Hour).UnixMilli()
+			if n, err := s.store.PruneRateBuckets(context.Background(), before); err != nil {
+				s.log.Warn("pruning hourly counters failed", "err", err)
+			} else if n > 0 {
+				s.log.Debug("pruned hourly counters", "rows", n)
+			}
+		}
+	}
 }
 
 // Now is the service's clock.
@@ -103,6 +128,7 @@ func (s *Service) Close() {
 	if !s.closed {
 		s.closed = true
 		close(s.queue)
+		close(s.stop)
 	}
 	s.mu.Unlock()
 	s.wg.Wait()

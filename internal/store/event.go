@@ -201,3 +201,18 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]event.Event, e
 	}
 	return out, s.wrap(rows.Err(), "list events")
 }
+
+// PruneRateBuckets deletes hourly counters of windows that started before
+// before (Unix ms); only the current hour's counter is ever read.
+func (s *Store) PruneRateBuckets(ctx context.Context, before int64) (int64, error) {
+	var n int64
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM rate_buckets WHERE window_start < $1", before)
+		if err != nil {
+			return s.wrap(err, "prune rate buckets")
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}

@@ -259,3 +259,25 @@ func TestEventRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+func TestPruneRateBuckets(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open func() *store.Store) {
+		ctx := context.Background()
+		st := open()
+		id := newFunnel(t, st, "Acme", "Main", "Lead")[0]
+		hour := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+		for i, h := range []time.Time{hour.Add(-2 * time.Hour), hour.Add(-time.Hour), hour} {
+			if err := st.Ingest(ctx, []*store.Item{item(id, fmt.Sprint("r", i), h, 10)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := st.PruneRateBuckets(ctx, hour.Add(-time.Hour).UnixMilli())
+		if err != nil || n != 1 {
+			t.Fatalf("pruned %d, %v; want the one counter older than an hour", n, err)
+		}
+		a, err := st.LookupStage(ctx, id, hour, hour.UnixMilli())
+		if err != nil || a.Used != 1 {
+			t.Fatalf("current hour's counter: %d, %v", a.Used, err)
+		}
+	})
+}
