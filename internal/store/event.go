@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,11 +23,7 @@ type StageAuth struct {
 // LookupStage loads a stage's live tokens, limit and use in the hour starting
 // at hourStart, or returns ErrNotFound.
 func (s *Store) LookupStage(ctx context.Context, stageID string, now time.Time, hourStart int64) (StageAuth, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT s.hourly_limit, COALESCE(b.n, 0), t.token_hash
-		FROM stages s
-		LEFT JOIN rate_buckets b ON b.stage_id = s.id AND b.window_start = $2
-		LEFT JOIN stage_tokens t ON t.stage_id = s.id AND (t.expires_at IS NULL OR t.expires_at > $3)
-		WHERE s.id = $1`, stageID, hourStart, now.UnixMilli())
+	rows, err := s.hot.lookup.QueryContext(ctx, stageID, hourStart, now.UnixMilli())
 	if err != nil {
 		return StageAuth{}, s.wrap(err, "look up stage")
 	}
@@ -52,98 +47,6 @@ func (s *Store) LookupStage(ctx context.Context, stageID string, now time.Time, 
 		return StageAuth{}, fmt.Errorf("stage %s: %w", stageID, ErrNotFound)
 	}
 	return a, nil
-}
-
-// Outcome is what became of one event offered for ingestion.
-type Outcome int
-
-// The outcomes of Ingest.
-const (
-	Accepted  Outcome = iota + 1 // stored
-	Duplicate                    // same reference at the same stage within the dedup window
-	Limited                      // the stage's hourly limit is used up
-)
-
-// Item is one event offered to Ingest, with the answer filled in by it.
-type Item struct {
-	Event       event.Event // ID and ReceivedAt set by the caller
-	HourlyLimit int
-	DedupSince  int64 // an event received after this (Unix ms) is a duplicate
-	HourStart   int64 // start of the current UTC hour (Unix ms)
-
-	Outcome Outcome
-	EventID string // the stored event, or for a duplicate the original
-	Used    int    // events accepted in this hour after this item
-}
-
-var insertEventSQL = func() string {
-	cols := []string{"id", "stage_id", "source", "received_at"}
-	for _, fd := range event.Schema {
-		cols = append(cols, fd.Column())
-	}
-	ph := make([]string, len(cols))
-	for i := range ph {
-		ph[i] = "$" + strconv.Itoa(i+1)
-	}
-	return "INSERT INTO events (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(ph, ", ") + ")"
-}()
-
-// Ingest records a batch of events in one transaction: for each, in order, a
-// duplicate check, then the hourly counter, then the insert. Nothing is
-// acknowledged unless Ingest returns nil, and then every item has its outcome.
-// Items are handled in stage order (the slice itself is left as it is) so that on PostgreSQL two processes taking
-// several stage locks always take them in the same order.
-func (s *Store) Ingest(ctx context.Context, items []*Item) error {
-	ordered := slices.Clone(items)
-	slices.SortStableFunc(ordered, func(a, b *Item) int { return strings.Compare(a.Event.StageID, b.Event.StageID) })
-	return s.writeTx(ctx, func(tx *sql.Tx) error {
-		args := make([]any, 0, 4+len(event.Schema))
-		locked := ""
-		for _, it := range ordered {
-			e := &it.Event
-			if s.dialect.lockStage != "" && e.StageID != locked {
-				if _, err := tx.ExecContext(ctx, s.dialect.lockStage, e.StageID); err != nil {
-					return fmt.Errorf("lock stage: %w", err)
-				}
-				locked = e.StageID
-			}
-			var orig string
-			err := tx.QueryRowContext(ctx, `SELECT id FROM events WHERE stage_id = $1 AND reference = $2 AND received_at > $3
-				ORDER BY received_at DESC LIMIT 1`, e.StageID, e.Reference, it.DedupSince).Scan(&orig)
-			switch {
-			case err == nil:
-				it.Outcome, it.EventID = Duplicate, orig
-				if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(n), 0) FROM rate_buckets WHERE stage_id = $1 AND window_start = $2",
-					e.StageID, it.HourStart).Scan(&it.Used); err != nil {
-					return fmt.Errorf("read hourly count: %w", err)
-				}
-				continue
-			case err != sql.ErrNoRows:
-				return fmt.Errorf("dedup check: %w", err)
-			}
-			err = tx.QueryRowContext(ctx, `INSERT INTO rate_buckets (stage_id, window_start, n) VALUES ($1, $2, 1)
-				ON CONFLICT (stage_id, window_start) DO UPDATE SET n = rate_buckets.n + 1 WHERE rate_buckets.n < $3
-				RETURNING n`, e.StageID, it.HourStart, it.HourlyLimit).Scan(&it.Used)
-			switch {
-			case err == sql.ErrNoRows:
-				it.Outcome, it.Used = Limited, it.HourlyLimit
-				continue
-			case err != nil:
-				return fmt.Errorf("hourly count: %w", err)
-			case it.Used > it.HourlyLimit: // a first row inserted while the limit is below 1
-				return fmt.Errorf("hourly limit %d is below 1", it.HourlyLimit)
-			}
-			args = append(args[:0], e.ID, e.StageID, string(e.Source), e.ReceivedAt.UnixMilli())
-			for _, fd := range event.Schema {
-				args = append(args, fd.Value(&e.Fields))
-			}
-			if _, err := tx.ExecContext(ctx, insertEventSQL, args...); err != nil {
-				return fmt.Errorf("insert event: %w", err)
-			}
-			it.Outcome, it.EventID = Accepted, e.ID
-		}
-		return nil
-	})
 }
 
 // EventFilter narrows ListEvents.

@@ -53,6 +53,7 @@ type Store struct {
 	w, r    *sql.DB
 	dialect dialect
 	log     *slog.Logger
+	hot     hotStatements
 }
 
 type dialect struct {
@@ -88,6 +89,10 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	}
 	s.log = log
 	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.prepareHot(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -162,13 +167,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{w: db, r: db, dialect: dialect{
-		name: "postgres",
-		// Transaction-scoped advisory lock on the stage: every process agrees on
-		// one writer per stage, so dedup and the hourly counter stay exact.
-		lockStage:  "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-		isConflict: pgConflict,
-	}}
+	s := &Store{w: db, r: db, dialect: dialect{name: "postgres", isConflict: pgConflict}}
 	var commit string
 	if err := db.QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&commit); err != nil {
 		db.Close()
@@ -187,6 +186,7 @@ func pgConflict(err error) bool {
 
 // Close releases the database.
 func (s *Store) Close() error {
+	s.hot.close()
 	err := s.w.Close()
 	if s.r != s.w {
 		if rerr := s.r.Close(); err == nil {
