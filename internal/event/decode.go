@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -29,6 +31,12 @@ func (e *ValidationError) add(field, msg string) {
 // MaxRevenue is the largest revenue_value accepted, in currency units.
 const MaxRevenue = 1_000_000_000_000
 
+// minTime is the earliest timestamp accepted: nothing was clicked before it,
+// and it keeps the zero time free to mean "absent".
+var minTime = time.Unix(0, 0)
+
+const msgRepeated = "is given more than once"
+
 // MaxFuture is how far ahead of the server clock a timestamp may be, allowing
 // for senders whose clocks run fast.
 const MaxFuture = 24 * time.Hour
@@ -41,7 +49,7 @@ func Decode(body []byte, now time.Time) (Fields, error) {
 	var f Fields
 	verr := &ValidationError{}
 	switch {
-	case len(body) == 0 || len(strings.TrimSpace(string(body))) == 0:
+	case skipWS(body, 0) == len(body): // only JSON's own whitespace counts as empty
 		verr.add("body", "is empty; send a JSON object")
 		return f, verr
 	case !utf8.Valid(body):
@@ -66,7 +74,9 @@ func Decode(body []byte, now time.Time) (Fields, error) {
 		vEnd := skipValue(body, i)
 		if idx, ok := schemaIndex[key]; ok {
 			if seen&(1<<idx) != 0 {
-				verr.add(key, "is given more than once")
+				if !slices.Contains(verr.Details[key], msgRepeated) {
+					verr.add(key, msgRepeated)
+				}
 			} else {
 				seen |= 1 << idx
 				setField(&f, Schema[idx], body[i:vEnd], now, verr)
@@ -134,8 +144,12 @@ func setField(f *Fields, fd Field, raw []byte, now time.Time, verr *ValidationEr
 			return
 		}
 		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil || len(v) < len("2006-01-02T15:04:05Z") || (v[10] != 'T' && v[10] != 't') {
+		if err != nil || len(v) < len("2006-01-02T15:04:05Z") || v[10] != 'T' || !offsetValid(t) {
 			verr.add(fd.Name, "must be an ISO 8601 date-time with a time zone offset or Z, e.g. 2026-03-01T14:30:00Z")
+			return
+		}
+		if t.Before(minTime) {
+			verr.add(fd.Name, "must not be before 1970")
 			return
 		}
 		if t.After(now.Add(MaxFuture)) {
@@ -146,9 +160,18 @@ func setField(f *Fields, fd Field, raw []byte, now time.Time, verr *ValidationEr
 	}
 }
 
+// offsetValid rejects the offsets ±24:00 that time.Parse lets through but RFC
+// 3339's time-hour (00-23) does not.
+func offsetValid(t time.Time) bool {
+	_, off := t.Zone()
+	return off > -24*3600 && off < 24*3600
+}
+
+// hasControl reports C0 controls, DEL and the C1 controls U+0080–U+009F (NEL
+// among them), which break log lines and CSV exports just as well.
 func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
+	for _, r := range s {
+		if unicode.IsControl(r) {
 			return true
 		}
 	}
@@ -252,12 +275,15 @@ func parseMicros(raw []byte) (int64, error) {
 		e := lit[k+1:]
 		eneg := strings.HasPrefix(e, "-")
 		e = strings.TrimLeft(e, "+-")
-		e = strings.TrimLeft(e, "0")
-		if len(e) > 6 {
-			e = "999999"
-		}
+		// Saturate: beyond the literal's own length plus an int64's 19 digits,
+		// any exponent gives "too large" or 0 alike, and none can overflow.
+		limit := len(lit) + 20
 		for _, c := range e {
 			exp = exp*10 + int(c-'0')
+			if exp > limit {
+				exp = limit
+				break
+			}
 		}
 		if eneg {
 			exp = -exp

@@ -233,17 +233,17 @@ func writeJSONString(b *bytes.Buffer, s string) {
 // FormatMicros renders an amount in millionths as a plain decimal number with no
 // trailing zeros: 250000000 → "250", 1500000 → "1.5".
 func FormatMicros(m int64) string {
-	neg := m < 0
-	if neg {
-		m = -m
+	u := uint64(m)
+	if m < 0 {
+		u = -u // the magnitude, right even for math.MinInt64
 	}
-	whole, frac := m/1_000_000, m%1_000_000
-	out := strconv.FormatInt(whole, 10)
+	whole, frac := u/1_000_000, u%1_000_000
+	out := strconv.FormatUint(whole, 10)
 	if frac != 0 {
-		fs := strconv.FormatInt(frac+1_000_000, 10)[1:]
+		fs := strconv.FormatUint(frac+1_000_000, 10)[1:]
 		out += "." + string(bytes.TrimRight([]byte(fs), "0"))
 	}
-	if neg {
+	if m < 0 {
 		out = "-" + out
 	}
 	return out

@@ -74,32 +74,17 @@ func Parse(s string) (Key, error) {
 }
 
 // LoadOrCreate reads dir/secret.key, creating it with a fresh random key (mode
-// 0600) the first time.
+// 0600) the first time. The key is written to a temporary file and linked into
+// place, so processes starting together never read a half-written key and
+// all end up with the one that won.
 func LoadOrCreate(dir string) (Key, error) {
 	path := filepath.Join(dir, FileName)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		raw := make([]byte, MinLen)
-		rand.Read(raw)
-		text := base64.StdEncoding.EncodeToString(raw) + "\n"
-		f, cerr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(cerr, fs.ErrExist) { // another process won the race: use its key
-			return LoadOrCreate(dir)
+		if err := create(dir, path); err != nil {
+			return Key{}, err
 		}
-		if cerr != nil {
-			return Key{}, fmt.Errorf("create secret key: %w", cerr)
-		}
-		_, werr := f.WriteString(text)
-		if serr := f.Sync(); werr == nil {
-			werr = serr
-		}
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			return Key{}, fmt.Errorf("write secret key %s: %w", path, werr)
-		}
-		return Parse(text)
+		b, err = os.ReadFile(path)
 	}
 	if err != nil {
 		return Key{}, fmt.Errorf("read secret key: %w", err)
@@ -109,6 +94,33 @@ func LoadOrCreate(dir string) (Key, error) {
 		return Key{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
+}
+
+func create(dir, path string) error {
+	raw := make([]byte, MinLen)
+	rand.Read(raw)
+	f, err := os.CreateTemp(dir, ".secret-*.tmp")
+	if err != nil {
+		return fmt.Errorf("create secret key: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.WriteString(base64.StdEncoding.EncodeToString(raw) + "\n")
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("write secret key: %w", err)
+	}
+	if err := os.Link(f.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create secret key %s: %w", path, err)
+	}
+	return nil
 }
 
 // Check is a short fingerprint of the key, stored in the database so a server

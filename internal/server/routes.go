@@ -41,6 +41,9 @@ func (s *Server) Handler() http.Handler {
 	// All methods reach the webhook handler so that a wrong method gets the
 	// API's JSON error rather than the mux's plain-text one.
 	mux.HandleFunc("/api/webhooks/funnel/{stageId}", s.handleWebhook)
+	// Anything else under the prefix (no id, a trailing slash, extra segments)
+	// is no stage: the API's JSON 404, not the mux's text one.
+	mux.HandleFunc("/api/webhooks/funnel/", s.handleWebhook)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -52,5 +54,24 @@ func TestSeedExample(t *testing.T) {
 				t.Errorf("events list shows %d events, want 1", n)
 			}
 		})
+	}
+}
+
+func TestWebhookPathsWithoutAStage(t *testing.T) {
+	cfg := pruuvtest.SQLite(t)
+	srv := pruuvtest.Start(t, cfg)
+	st := pruuvtest.Funnel(t, cfg, "Acme", "Main", "Lead")[0]
+	for _, path := range []string{"/api/webhooks/funnel/", "/api/webhooks/funnel/" + st.ID + "/", "/api/webhooks/funnel/" + st.ID + "/extra"} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(`{"reference":"a"}`))
+		req.Header.Set("Authorization", "Bearer "+st.WebhookToken)
+		resp, err := pruuvtest.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 404 || string(b) != `{"error":"Stage not found"}` || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("POST %s: %d %q", path, resp.StatusCode, b)
+		}
 	}
 }

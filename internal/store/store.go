@@ -164,8 +164,10 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
+	// Each process needs few connections: ingest commits in batches. Several
+	// processes share the server's max_connections (100 by default).
+	db.SetMaxOpenConns(PostgresMaxConns)
+	db.SetMaxIdleConns(PostgresMaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &Store{w: db, r: db, dialect: dialect{name: "postgres", isConflict: pgConflict}}
 	var commit string
@@ -179,6 +181,9 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	}
 	return s, nil
 }
+
+// PostgresMaxConns is each process's connection pool size on PostgreSQL.
+const PostgresMaxConns = 12
 
 func pgConflict(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "SQLSTATE 23505")
