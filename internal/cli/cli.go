@@ -133,7 +133,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 		return nil, key, err
 	}
 	st, err := store.Open(ctx, store.Options{
-		DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Relaxed: cfg.Durability == "relaxed", Logger: log,
+		DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Relaxed: cfg.Durability == "relaxed", MaxConns: cfg.DBMaxConns, Logger: log,
 	})
 	if err != nil {
 		return nil, key, err

@@ -13,7 +13,6 @@ import (
 	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/ingest"
 	"github.com/pruuv/pruuv/internal/server"
-	"github.com/pruuv/pruuv/internal/store"
 )
 
 func runServe(ctx context.Context, cfg config.Config, args []string, env Env) error {
@@ -55,7 +54,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	defer st.Close()
 	writers := 1
 	if st.Postgres() {
-		writers = min(4*runtime.GOMAXPROCS(0), store.PostgresMaxConns/2)
+		writers = min(4*runtime.GOMAXPROCS(0), max(1, cfg.DBMaxConns/2)) // leave connections for lookups
 	}
 	in := ingest.New(ingest.Options{Store: st, Key: key, Log: log, Writers: writers})
 	defer in.Close()

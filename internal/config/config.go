@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,6 +23,7 @@ type Config struct {
 	LogLevel        string        // PRUUV_LOG_LEVEL: debug, info, warn, error
 	LogFormat       string        // PRUUV_LOG_FORMAT: json or text
 	ShutdownTimeout time.Duration // PRUUV_SHUTDOWN_TIMEOUT: how long in-flight requests get on SIGTERM
+	DBMaxConns      int           // PRUUV_DB_MAX_CONNS: PostgreSQL connections per process
 }
 
 // Default returns the settings used when nothing is configured.
@@ -33,6 +35,7 @@ func Default() Config {
 		LogLevel:        "info",
 		LogFormat:       "json",
 		ShutdownTimeout: 20 * time.Second,
+		DBMaxConns:      12,
 	}
 }
 
@@ -57,6 +60,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("PRUUV_SHUTDOWN_TIMEOUT=%q: want a duration such as 20s", v)
 		}
 		c.ShutdownTimeout = d
+	}
+	if v := getenv("PRUUV_DB_MAX_CONNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("PRUUV_DB_MAX_CONNS=%q: want a whole number such as 12", v)
+		}
+		c.DBMaxConns = n
 	}
 	return c, nil
 }
@@ -98,6 +108,9 @@ func (c Config) Validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("PRUUV_LOG_FORMAT=%q: want json or text", c.LogFormat))
 	}
+	if c.DBMaxConns < 2 || c.DBMaxConns > 1000 {
+		errs = append(errs, fmt.Errorf("PRUUV_DB_MAX_CONNS=%d: want 2 to 1000", c.DBMaxConns))
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PRUUV_SHUTDOWN_TIMEOUT=%s: want a positive duration", c.ShutdownTimeout))
 	}
@@ -126,5 +139,6 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("addr", c.Addr), slog.String("data_dir", c.DataDir), slog.String("database", db),
 		slog.String("secret_key", key), slog.String("durability", c.Durability),
-		slog.String("log_level", c.LogLevel), slog.Duration("shutdown_timeout", c.ShutdownTimeout))
+		slog.String("log_level", c.LogLevel), slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Int("db_max_conns", c.DBMaxConns))
 }

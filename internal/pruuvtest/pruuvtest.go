@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,6 +58,7 @@ func base(t testing.TB) config.Config {
 	c.SecretKey = SecretKey
 	c.LogLevel = "debug"
 	c.ShutdownTimeout = 10 * time.Second
+	c.DBMaxConns = 8 // test packages run side by side on one PostgreSQL
 	return c
 }
 
@@ -185,6 +187,7 @@ func Env(cfg config.Config) []string {
 	return []string{
 		"PRUUV_ADDR=" + cfg.Addr, "PRUUV_DATA_DIR=" + cfg.DataDir, "PRUUV_DATABASE_URL=" + cfg.DatabaseURL,
 		"PRUUV_SECRET_KEY=" + cfg.SecretKey, "PRUUV_LOG_LEVEL=" + cfg.LogLevel, "PRUUV_DURABILITY=" + cfg.Durability,
+		"PRUUV_DB_MAX_CONNS=" + strconv.Itoa(cfg.DBMaxConns),
 	}
 }
 

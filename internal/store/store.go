@@ -4,6 +4,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -41,7 +42,10 @@ type Options struct {
 	// Relaxed lowers SQLite to synchronous=NORMAL: faster, but the last commits
 	// may be lost on an OS crash or power loss (never on a process crash).
 	Relaxed bool
-	Logger  *slog.Logger
+	// MaxConns is the PostgreSQL pool size (default 12). Each process needs
+	// few: ingest commits in batches, and processes share max_connections.
+	MaxConns int
+	Logger   *slog.Logger
 }
 
 // SQLiteFile is the database file's name inside the data directory.
@@ -78,7 +82,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	var err error
 	switch {
 	case strings.HasPrefix(opt.DatabaseURL, "postgres://"), strings.HasPrefix(opt.DatabaseURL, "postgresql://"):
-		s, err = openPostgres(ctx, opt.DatabaseURL)
+		s, err = openPostgres(ctx, opt.DatabaseURL, cmp.Or(opt.MaxConns, 12))
 	case opt.DatabaseURL == "":
 		s, err = openSQLite(ctx, opt.DataDir, opt.Relaxed)
 	default:
@@ -159,15 +163,13 @@ func sqliteConflict(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-func openPostgres(ctx context.Context, dsn string) (*Store, error) {
+func openPostgres(ctx context.Context, dsn string, conns int) (*Store, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	// Each process needs few connections: ingest commits in batches. Several
-	// processes share the server's max_connections (100 by default).
-	db.SetMaxOpenConns(PostgresMaxConns)
-	db.SetMaxIdleConns(PostgresMaxConns)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &Store{w: db, r: db, dialect: dialect{name: "postgres", isConflict: pgConflict}}
 	var commit string
@@ -181,9 +183,6 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	}
 	return s, nil
 }
-
-// PostgresMaxConns is each process's connection pool size on PostgreSQL.
-const PostgresMaxConns = 12
 
 func pgConflict(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "SQLSTATE 23505")
