@@ -7,7 +7,9 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pruuv/pruuv/internal/cli"
 	"github.com/pruuv/pruuv/internal/pruuvtest"
@@ -204,5 +206,36 @@ func TestSecretMismatchStopsStartup(t *testing.T) {
 	_, _, err := pruuvtest.RunErr(cfg, "stage", "list")
 	if err == nil || !strings.Contains(err.Error(), "secret key does not match") {
 		t.Fatalf("other key: %v", err)
+	}
+}
+
+func TestDrainDelayFailsReadinessFirst(t *testing.T) {
+	cfg := pruuvtest.SQLite(t)
+	cfg.DrainDelay = 2 * time.Second
+	st := pruuvtest.Funnel(t, cfg, "Acme", "Main", "Lead")[0]
+	p := pruuvtest.StartProcess(t, cfg)
+	p.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	ready := 200
+	for ready == 200 && time.Now().Before(deadline) {
+		resp, err := pruuvtest.Client().Get(p.URL + "/readyz")
+		if err != nil {
+			t.Fatalf("readyz during the drain delay: %v", err)
+		}
+		resp.Body.Close()
+		ready = resp.StatusCode
+	}
+	if ready != 503 {
+		t.Fatalf("readyz stayed %d after SIGTERM", ready)
+	}
+	// Still serving while draining: an event sent now is committed.
+	if r := pruuvtest.Post(t, p.URL, st.ID, st.WebhookToken, `{"reference":"late"}`); r.Status != 200 || r.JSON["event_id"] == nil {
+		t.Fatalf("post while draining: %d %s", r.Status, r.Body)
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if out := pruuvtest.Run(t, cfg, "events", "list", "--json"); !strings.Contains(out, `"reference": "late"`) {
+		t.Fatalf("event sent while draining is missing:\n%s", out)
 	}
 }

@@ -76,8 +76,11 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout, "drain_delay", cfg.DrainDelay)
 	srv.Drain()
+	// Behind a load balancer, keep serving while /readyz fails so it stops
+	// routing here before the listener closes.
+	time.Sleep(cfg.DrainDelay)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

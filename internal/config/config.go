@@ -24,6 +24,7 @@ type Config struct {
 	LogFormat       string        // PRUUV_LOG_FORMAT: json or text
 	ShutdownTimeout time.Duration // PRUUV_SHUTDOWN_TIMEOUT: how long in-flight requests get on SIGTERM
 	DBMaxConns      int           // PRUUV_DB_MAX_CONNS: PostgreSQL connections per process
+	DrainDelay      time.Duration // PRUUV_DRAIN_DELAY: on SIGTERM, how long /readyz fails while requests are still served
 }
 
 // Default returns the settings used when nothing is configured.
@@ -61,6 +62,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.ShutdownTimeout = d
 	}
+	if v := getenv("PRUUV_DRAIN_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("PRUUV_DRAIN_DELAY=%q: want a duration such as 5s", v)
+		}
+		c.DrainDelay = d
+	}
 	if v := getenv("PRUUV_DB_MAX_CONNS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -85,6 +93,7 @@ func (c *Config) ServeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (PRUUV_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text (PRUUV_LOG_FORMAT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time in-flight requests get on SIGTERM (PRUUV_SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGTERM, time /readyz fails before the listener closes (PRUUV_DRAIN_DELAY)")
 }
 
 // Validate says what to fix, naming the variable, for every bad setting.
@@ -107,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("PRUUV_LOG_FORMAT=%q: want json or text", c.LogFormat))
+	}
+	if c.DrainDelay < 0 || c.DrainDelay > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("PRUUV_DRAIN_DELAY=%s: want 0 to 5m", c.DrainDelay))
 	}
 	if c.DBMaxConns < 2 || c.DBMaxConns > 1000 {
 		errs = append(errs, fmt.Errorf("PRUUV_DB_MAX_CONNS=%d: want 2 to 1000", c.DBMaxConns))

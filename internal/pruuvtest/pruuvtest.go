@@ -187,7 +187,7 @@ func Env(cfg config.Config) []string {
 	return []string{
 		"PRUUV_ADDR=" + cfg.Addr, "PRUUV_DATA_DIR=" + cfg.DataDir, "PRUUV_DATABASE_URL=" + cfg.DatabaseURL,
 		"PRUUV_SECRET_KEY=" + cfg.SecretKey, "PRUUV_LOG_LEVEL=" + cfg.LogLevel, "PRUUV_DURABILITY=" + cfg.Durability,
-		"PRUUV_DB_MAX_CONNS=" + strconv.Itoa(cfg.DBMaxConns),
+		"PRUUV_DB_MAX_CONNS=" + strconv.Itoa(cfg.DBMaxConns), "PRUUV_DRAIN_DELAY=" + cfg.DrainDelay.String(),
 	}
 }
 
@@ -332,6 +332,16 @@ func (p *Process) Kill() {
 	p.Cmd.Process.Signal(syscall.SIGKILL)
 	err := <-p.done
 	p.done <- err
+}
+
+// Signal sends sig without waiting.
+func (p *Process) Signal(sig os.Signal) { p.Cmd.Process.Signal(sig) }
+
+// Wait returns the process's exit error once it ends.
+func (p *Process) Wait() error {
+	err := <-p.done
+	p.done <- err
+	return err
 }
 
 // Terminate sends SIGTERM and returns the process's exit error once it ends.
