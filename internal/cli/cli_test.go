@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pruuv/pruuv/internal/cli"
+	"github.com/pruuv/pruuv/internal/ingest"
 	"github.com/pruuv/pruuv/internal/pruuvtest"
 )
 
@@ -91,10 +92,18 @@ func TestRotateTokenWorksAtOnce(t *testing.T) {
 				WebhookToken string `json:"webhook_token"`
 			}
 			json.Unmarshal([]byte(pruuvtest.Run(t, cfg, "stage", "rotate-token", "--overlap", "0s", st.ID, "--json")), &rot2)
-			for _, old := range []string{rot.WebhookToken} {
-				if r := pruuvtest.Post(t, srv.URL, st.ID, old, `{"reference":"x"}`); r.Status != 401 {
-					t.Fatalf("revoked token: %d", r.Status)
+			// A running server reuses a stage's tokens for up to ingest.CacheFor,
+			// so a revoked token stops within that time, not at once.
+			deadline := time.Now().Add(ingest.CacheFor + time.Second)
+			for {
+				r := pruuvtest.Post(t, srv.URL, st.ID, rot.WebhookToken, `{"reference":"x"}`)
+				if r.Status == 401 {
+					break
 				}
+				if r.Status != 200 || time.Now().After(deadline) {
+					t.Fatalf("revoked token still answered %d after %s", r.Status, ingest.CacheFor+time.Second)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 			if r := pruuvtest.Post(t, srv.URL, st.ID, rot2.WebhookToken, `{"reference":"y"}`); r.Status != 200 {
 				t.Fatalf("newest token: %d", r.Status)

@@ -58,6 +58,9 @@ type Service struct {
 	log      *slog.Logger
 	maxBatch int
 
+	cacheMu sync.Mutex
+	cache   map[string]cachedStage
+
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
 	queue  chan *request
@@ -86,7 +89,7 @@ func New(opt Options) *Service {
 		opt.MaxBatch = 256
 	}
 	s := &Service{store: opt.Store, key: opt.Key, now: opt.Now, log: opt.Log, maxBatch: opt.MaxBatch,
-		queue: make(chan *request, opt.MaxBatch*opt.Writers), stop: make(chan struct{})}
+		queue: make(chan *request, opt.MaxBatch*opt.Writers), stop: make(chan struct{}), cache: map[string]cachedStage{}}
 	for range opt.Writers {
 		s.wg.Add(1)
 		go s.writer()
@@ -136,29 +139,86 @@ func (s *Service) Close() {
 
 func hourStart(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 
+// CacheFor is how long a stage's tokens and limit are reused without a
+// database read. A token that does not match is always checked against the
+// database, so a new token works at once; a revoked one, or a new limit,
+// takes effect within this time.
+const CacheFor = time.Second
+
+type cachedStage struct {
+	auth store.StageAuth
+	at   time.Time
+}
+
+const maxCached = 100_000
+
 // Authorize finds the stage and checks the bearer token against its live
 // tokens. It returns ErrStageNotFound or ErrUnauthorized.
 func (s *Service) Authorize(ctx context.Context, stageID, bearer string) (store.StageAuth, error) {
 	now := s.now()
-	auth, err := s.store.LookupStage(ctx, stageID, now, hourStart(now).UnixMilli())
+	s.cacheMu.Lock()
+	c, hit := s.cache[stageID]
+	s.cacheMu.Unlock()
+	fresh := hit && now.Sub(c.at) < CacheFor
+	auth := c.auth
+	if !fresh {
+		var err error
+		if auth, err = s.lookup(ctx, stageID, now); err != nil {
+			return auth, err
+		}
+	}
+	if !token.IsWebhook(bearer) {
+		return auth, ErrUnauthorized
+	}
+	h := s.key.Hash(bearer)
+	if !matches(h, auth.TokenHashes) {
+		if !fresh {
+			return auth, ErrUnauthorized
+		}
+		// Perhaps a token rotated in since the cache was filled.
+		var err error
+		if auth, err = s.lookup(ctx, stageID, now); err != nil {
+			return auth, err
+		}
+		if !matches(h, auth.TokenHashes) {
+			return auth, ErrUnauthorized
+		}
+	}
+	return auth, nil
+}
+
+func (s *Service) lookup(ctx context.Context, stageID string, now time.Time) (store.StageAuth, error) {
+	auth, err := s.store.LookupStage(ctx, stageID, now)
 	if errors.Is(err, store.ErrNotFound) {
 		return auth, ErrStageNotFound
 	}
 	if err != nil {
 		return auth, err
 	}
-	if !token.IsWebhook(bearer) {
-		return auth, ErrUnauthorized
+	s.cacheMu.Lock()
+	if len(s.cache) >= maxCached {
+		clear(s.cache)
 	}
-	h := s.key.Hash(bearer)
+	s.cache[stageID] = cachedStage{auth: auth, at: now}
+	s.cacheMu.Unlock()
+	return auth, nil
+}
+
+func matches(h []byte, hashes [][]byte) bool {
 	ok := 0
-	for _, want := range auth.TokenHashes {
+	for _, want := range hashes {
 		ok |= subtle.ConstantTimeCompare(h, want) // equal-length digests: constant time
 	}
-	if ok != 1 {
-		return auth, ErrUnauthorized
-	}
-	return auth, nil
+	return ok == 1
+}
+
+// HourlyUse reports how much of the stage's current hour is used, for the
+// rate-limit headers of answers that store nothing.
+func (s *Service) HourlyUse(ctx context.Context, stageID string) (used int, reset time.Time, err error) {
+	now := s.now()
+	hour := hourStart(now)
+	used, err = s.store.HourlyUse(ctx, stageID, hour.UnixMilli())
+	return used, hour.Add(time.Hour), err
 }
 
 // Ingest records f at the stage and reports whether it was accepted, a

@@ -159,6 +159,18 @@ func TestAuthorize(t *testing.T) {
 			if _, err := f.svc.Authorize(ctx, f.stage, next); err != nil {
 				t.Fatalf("new token after overlap: %v", err)
 			}
+			// Revoked at once (no overlap): refused once the cached copy of the
+			// stage's tokens is CacheFor old.
+			third := token.NewWebhook()
+			now := f.clk.Now()
+			must(t, f.st.RotateToken(ctx, f.stage, store.StageToken{ID: token.NewID("tok"), Hash: k.Hash(third), Sealed: "v1.x", Hint: "h"}, now, now))
+			if _, err := f.svc.Authorize(ctx, f.stage, third); err != nil {
+				t.Fatalf("newest token at once: %v", err)
+			}
+			f.clk.Set(now.Add(ingest.CacheFor))
+			if _, err := f.svc.Authorize(ctx, f.stage, next); !errors.Is(err, ingest.ErrUnauthorized) {
+				t.Fatalf("revoked token %s after revocation: %v", ingest.CacheFor, err)
+			}
 		})
 	}
 }

@@ -65,7 +65,10 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) string {
 	fields, err := event.Decode(body, now)
 	var verr *event.ValidationError
 	if errors.As(err, &verr) {
-		setRateHeaders(w, auth.HourlyLimit, auth.Used, now.UTC().Truncate(time.Hour).Add(time.Hour), now)
+		// The error path may afford a read for exact headers.
+		if used, reset, err := s.ingest.HourlyUse(r.Context(), stageID); err == nil {
+			setRateHeaders(w, auth.HourlyLimit, used, reset, now)
+		}
 		s.logFailure(r, http.StatusBadRequest, outcomeInvalid, nil)
 		writeJSON(w, http.StatusBadRequest, validationBody(verr.Details))
 		return outcomeInvalid

@@ -12,18 +12,15 @@ import (
 )
 
 // StageAuth is what the ingest path needs to know about a stage before it
-// decodes a body: the live token hashes, the hourly limit and how much of the
-// current hour is used.
+// decodes a body: the live token hashes and the hourly limit.
 type StageAuth struct {
 	TokenHashes [][]byte
 	HourlyLimit int
-	Used        int
 }
 
-// LookupStage loads a stage's live tokens, limit and use in the hour starting
-// at hourStart, or returns ErrNotFound.
-func (s *Store) LookupStage(ctx context.Context, stageID string, now time.Time, hourStart int64) (StageAuth, error) {
-	rows, err := s.hot.lookup.QueryContext(ctx, stageID, hourStart, now.UnixMilli())
+// LookupStage loads a stage's live tokens and limit, or returns ErrNotFound.
+func (s *Store) LookupStage(ctx context.Context, stageID string, now time.Time) (StageAuth, error) {
+	rows, err := s.hot.lookup.QueryContext(ctx, stageID, now.UnixMilli())
 	if err != nil {
 		return StageAuth{}, s.wrap(err, "look up stage")
 	}
@@ -32,7 +29,7 @@ func (s *Store) LookupStage(ctx context.Context, stageID string, now time.Time, 
 	found := false
 	for rows.Next() {
 		var h []byte
-		if err := rows.Scan(&a.HourlyLimit, &a.Used, &h); err != nil {
+		if err := rows.Scan(&a.HourlyLimit, &h); err != nil {
 			return StageAuth{}, s.wrap(err, "look up stage")
 		}
 		found = true
@@ -47,6 +44,15 @@ func (s *Store) LookupStage(ctx context.Context, stageID string, now time.Time, 
 		return StageAuth{}, fmt.Errorf("stage %s: %w", stageID, ErrNotFound)
 	}
 	return a, nil
+}
+
+// HourlyUse returns how many events the stage accepted in the hour starting
+// at hourStart (Unix ms).
+func (s *Store) HourlyUse(ctx context.Context, stageID string, hourStart int64) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, "SELECT COALESCE(MAX(n), 0) FROM rate_buckets WHERE stage_id = $1 AND window_start = $2",
+		stageID, hourStart).Scan(&n)
+	return n, s.wrap(err, "read hourly use")
 }
 
 // EventFilter narrows ListEvents.
@@ -67,7 +73,8 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]event.Event, e
 		q += " WHERE stage_id = $1"
 		args = append(args, f.StageID)
 	}
-	q += " ORDER BY received_at DESC, id DESC"
+	// Event ids are UUIDv7: the primary key is already in arrival order.
+	q += " ORDER BY id DESC"
 	if f.Limit > 0 {
 		q += " LIMIT " + strconv.Itoa(f.Limit)
 	}

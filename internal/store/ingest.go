@@ -60,10 +60,9 @@ func (s *Store) prepareHot(ctx context.Context) error {
 		dst  **sql.Stmt
 		text string
 	}{
-		{s.r, &s.hot.lookup, `SELECT s.hourly_limit, COALESCE(b.n, 0), t.token_hash
+		{s.r, &s.hot.lookup, `SELECT s.hourly_limit, t.token_hash
 			FROM stages s
-			LEFT JOIN rate_buckets b ON b.stage_id = s.id AND b.window_start = $2
-			LEFT JOIN stage_tokens t ON t.stage_id = s.id AND (t.expires_at IS NULL OR t.expires_at > $3)
+			LEFT JOIN stage_tokens t ON t.stage_id = s.id AND (t.expires_at IS NULL OR t.expires_at > $2)
 			WHERE s.id = $1`},
 		// $1: [[stage_id, reference], …]. Every recent event for those keys;
 		// the caller keeps the newest per key.

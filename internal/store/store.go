@@ -58,6 +58,10 @@ type Store struct {
 	dialect dialect
 	log     *slog.Logger
 	hot     hotStatements
+
+	ckpt     *sql.DB // SQLite: the background checkpointer's connection
+	ckptStop chan struct{}
+	ckptDone chan struct{}
 }
 
 type dialect struct {
@@ -100,7 +104,34 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if s.ckpt != nil {
+		s.ckptStop, s.ckptDone = make(chan struct{}), make(chan struct{})
+		go s.checkpointer(CheckpointEvery)
+	}
 	return s, nil
+}
+
+// CheckpointEvery is how often the background connection copies committed
+// WAL pages into the SQLite database file.
+const CheckpointEvery = 250 * time.Millisecond
+
+// checkpointer runs PASSIVE checkpoints, which never block the writer or
+// readers; the writer restarts the WAL from its start once a checkpoint has
+// caught up, so the WAL stays small.
+func (s *Store) checkpointer(every time.Duration) {
+	defer close(s.ckptDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ckptStop:
+			return
+		case <-t.C:
+			if _, err := s.ckpt.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+				s.log.Warn("checkpoint failed", "err", err)
+			}
+		}
+	}
 }
 
 func openSQLite(ctx context.Context, dir string, relaxed bool) (*Store, error) {
@@ -116,12 +147,17 @@ func openSQLite(ctx context.Context, dir string, relaxed bool) (*Store, error) {
 	}
 	path := filepath.Join(dir, SQLiteFile)
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(1)"} {
+	// The writer never checkpoints: copying WAL pages into the database and
+	// syncing it would sit on the commit path. A background connection does it.
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(1)",
+		"wal_autocheckpoint(0)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	// Only the writer gets a large page cache: it touches index pages all
+	// over the database, while readers look up a few stage rows.
+	w, err := sql.Open("sqlite", dsn+"&_pragma=cache_size(-16000)")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -137,7 +173,14 @@ func openSQLite(ctx context.Context, dir string, relaxed bool) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	s := &Store{w: w, r: r, dialect: dialect{name: "sqlite", isConflict: sqliteConflict}}
+	ck, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	ck.SetMaxOpenConns(1)
+	s := &Store{w: w, r: r, ckpt: ck, dialect: dialect{name: "sqlite", isConflict: sqliteConflict}}
 	var mode string
 	var level int
 	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
@@ -190,6 +233,14 @@ func pgConflict(err error) bool {
 
 // Close releases the database.
 func (s *Store) Close() error {
+	if s.ckptStop != nil {
+		close(s.ckptStop)
+		<-s.ckptDone
+		s.ckptStop = nil
+	}
+	if s.ckpt != nil {
+		s.ckpt.Close()
+	}
 	s.hot.close()
 	err := s.w.Close()
 	if s.r != s.w {

@@ -129,7 +129,7 @@ func TestTokenRotation(t *testing.T) {
 		id := newFunnel(t, st, "Acme", "Main", "Lead")[0]
 		now := time.Now()
 		live := func(at time.Time) int {
-			a, err := st.LookupStage(ctx, id, at, 0)
+			a, err := st.LookupStage(ctx, id, at)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,9 +210,9 @@ func TestIngestOutcomes(t *testing.T) {
 		if first == nil || dup == nil || dup.EventID != first.EventID || dup.Used != 2 {
 			t.Fatalf("duplicate should name the original and report use 2: %+v %+v", first, dup)
 		}
-		a, err := st.LookupStage(ctx, ids[0], now, now.Truncate(time.Hour).UnixMilli())
-		if err != nil || a.Used != 2 {
-			t.Fatalf("used = %d, %v", a.Used, err)
+		used, err := st.HourlyUse(ctx, ids[0], now.Truncate(time.Hour).UnixMilli())
+		if err != nil || used != 2 {
+			t.Fatalf("used = %d, %v", used, err)
 		}
 		evs, err := st.ListEvents(ctx, store.EventFilter{StageID: ids[0]})
 		if err != nil || len(evs) != 2 {
@@ -275,9 +275,9 @@ func TestPruneRateBuckets(t *testing.T) {
 		if err != nil || n != 1 {
 			t.Fatalf("pruned %d, %v; want the one counter older than an hour", n, err)
 		}
-		a, err := st.LookupStage(ctx, id, hour, hour.UnixMilli())
-		if err != nil || a.Used != 1 {
-			t.Fatalf("current hour's counter: %d, %v", a.Used, err)
+		used, err := st.HourlyUse(ctx, id, hour.UnixMilli())
+		if err != nil || used != 1 {
+			t.Fatalf("current hour's counter: %d, %v", used, err)
 		}
 	})
 }

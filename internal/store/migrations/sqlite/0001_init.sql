@@ -77,7 +77,6 @@ CREATE TABLE events (
     industry         TEXT
 );
 CREATE INDEX events_dedup ON events (stage_id, reference, received_at);
-CREATE INDEX events_stage_received ON events (stage_id, received_at);
 
 -- One counter per stage and UTC clock hour: the authoritative hourly limit.
 CREATE TABLE rate_buckets (
