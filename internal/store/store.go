@@ -150,7 +150,10 @@ func openSQLite(ctx context.Context, dir string, relaxed bool) (*Store, error) {
 	// The writer never checkpoints: copying WAL pages into the database and
 	// syncing it would sit on the commit path. A background connection does it.
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(1)",
-		"wal_autocheckpoint(0)"} {
+		"wal_autocheckpoint(0)",
+		// A multi-row insert keeps a statement journal; in memory it costs no
+		// file writes.
+		"temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
