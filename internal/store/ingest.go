@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -205,12 +204,6 @@ func (s *Store) Ingest(ctx context.Context, items []*Item) error {
 		}
 		since = min(since, it.DedupSince)
 	}
-	slices.Sort(stages)
-	stages = slices.Compact(stages)
-	stagesJSON, err := json.Marshal(stages)
-	if err != nil {
-		return fmt.Errorf("ingest: %w", err)
-	}
 	keysJSON, err := json.Marshal(keys)
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
@@ -224,6 +217,10 @@ func (s *Store) Ingest(ctx context.Context, items []*Item) error {
 		if s.Postgres() {
 			// One round trip for all the batch's stages, locked in key order so
 			// that two processes never wait on each other in a cycle.
+			stagesJSON, err := json.Marshal(stages)
+			if err != nil {
+				return fmt.Errorf("ingest: %w", err)
+			}
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(k) FROM
 				(SELECT DISTINCT hashtextextended(v, 0) AS k FROM json_array_elements_text($1::json) v ORDER BY 1) s`,
 				string(stagesJSON)); err != nil {
