@@ -52,6 +52,12 @@ func TestReadiness(t *testing.T) {
 	if code, body := get(t, hs.URL+"/readyz"); code != 503 || !strings.Contains(body, "database") {
 		t.Fatalf("readyz with the database closed: %d %s", code, body)
 	}
+	// Whatever fails on the server side is answered with exactly the
+	// documented 500 body; the cause goes to the log only.
+	r := pruuvtest.Post(t, hs.URL, "stg_any", "pruuv_whk_x", `{"reference":"a"}`)
+	if r.Status != 500 || r.Body != `{"error":"Internal error"}` || r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("webhook with the database closed: %d %q %q", r.Status, r.Body, r.Header.Get("Retry-After"))
+	}
 	if code, _ := get(t, hs.URL+"/healthz"); code != 200 {
 		t.Fatalf("healthz must not depend on the database: %d", code)
 	}
