@@ -76,7 +76,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout, "drain_delay", cfg.DrainDelay)
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String(), "drain_delay", cfg.DrainDelay.String())
 	srv.Drain()
 	// Behind a load balancer, keep serving while /readyz fails so it stops
 	// routing here before the listener closes.

@@ -151,6 +151,6 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("addr", c.Addr), slog.String("data_dir", c.DataDir), slog.String("database", db),
 		slog.String("secret_key", key), slog.String("durability", c.Durability),
-		slog.String("log_level", c.LogLevel), slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("log_level", c.LogLevel), slog.String("shutdown_timeout", c.ShutdownTimeout.String()), slog.String("drain_delay", c.DrainDelay.String()),
 		slog.Int("db_max_conns", c.DBMaxConns))
 }
