@@ -254,6 +254,8 @@ func eventsList(ctx context.Context, cfg config.Config, args []string, env Env) 
 	if *stage != "" {
 		if _, err := st.GetStage(ctx, *stage); errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no stage with id %q (see: pruuv stage list)", *stage)
+		} else if err != nil {
+			return err
 		}
 	}
 	events, err := st.ListEvents(ctx, store.EventFilter{StageID: *stage, Limit: *limit})

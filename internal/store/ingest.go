@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -243,7 +244,9 @@ func (s *Store) Ingest(ctx context.Context, items []*Item) error {
 				last[k] = r
 			}
 		}
-		if err := rows.Close(); err != nil {
+		// Next stops at an error and closes the rows itself, so only Err
+		// reports it; missing rows here would admit a duplicate.
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return fmt.Errorf("dedup check: %w", err)
 		}
 
@@ -261,7 +264,7 @@ func (s *Store) Ingest(ctx context.Context, items []*Item) error {
 			}
 			counts[h] = n
 		}
-		if err := rows.Close(); err != nil {
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil { // missing rows would lower a counter
 			return fmt.Errorf("read hourly counts: %w", err)
 		}
 

@@ -294,6 +294,9 @@ func (s *Store) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		// The outcome may be unknown (a connection lost during COMMIT on
+		// PostgreSQL): callers answer 500, and a retry within the dedup
+		// window is then a duplicate if the commit did happen.
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
