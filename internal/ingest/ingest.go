@@ -33,7 +33,6 @@ var (
 type Result struct {
 	Outcome store.Outcome
 	EventID string // the new event, or the original of a duplicate
-	Limit   int    // the stage's hourly limit
 	Used    int    // accepted events in the current hour
 	Reset   time.Time
 }
@@ -159,9 +158,8 @@ func (s *Service) Authorize(ctx context.Context, stageID, bearer string) (store.
 	s.cacheMu.Lock()
 	c, hit := s.cache[stageID]
 	s.cacheMu.Unlock()
-	fresh := hit && now.Sub(c.at) < CacheFor
-	auth := c.auth
-	if !fresh {
+	auth, cached := c.auth, hit && now.Sub(c.at) < CacheFor
+	if !cached {
 		var err error
 		if auth, err = s.lookup(ctx, stageID, now); err != nil {
 			return auth, err
@@ -171,18 +169,15 @@ func (s *Service) Authorize(ctx context.Context, stageID, bearer string) (store.
 		return auth, ErrUnauthorized
 	}
 	h := s.key.Hash(bearer)
-	if !matches(h, auth.TokenHashes) {
-		if !fresh {
-			return auth, ErrUnauthorized
-		}
-		// Perhaps a token rotated in since the cache was filled.
+	if cached && !matches(h, auth.TokenHashes) {
+		// Perhaps a token rotated in since the cache was filled: ask the database.
 		var err error
 		if auth, err = s.lookup(ctx, stageID, now); err != nil {
 			return auth, err
 		}
-		if !matches(h, auth.TokenHashes) {
-			return auth, ErrUnauthorized
-		}
+	}
+	if !matches(h, auth.TokenHashes) {
+		return auth, ErrUnauthorized
 	}
 	return auth, nil
 }
@@ -248,7 +243,7 @@ func (s *Service) Ingest(ctx context.Context, stageID string, limit int, source 
 	if r.err != nil {
 		return Result{}, r.err
 	}
-	return Result{Outcome: r.item.Outcome, EventID: r.item.EventID, Limit: limit, Used: r.item.Used, Reset: hour.Add(time.Hour)}, nil
+	return Result{Outcome: r.item.Outcome, EventID: r.item.EventID, Used: r.item.Used, Reset: hour.Add(time.Hour)}, nil
 }
 
 func (s *Service) writer() {

@@ -78,7 +78,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) string {
 	if err != nil {
 		return s.internalError(w, r, err)
 	}
-	setRateHeaders(w, res.Limit, res.Used, res.Reset, now)
+	setRateHeaders(w, auth.HourlyLimit, res.Used, res.Reset, now)
 	switch res.Outcome {
 	case store.Duplicate:
 		w.Header().Set("Pruuv-Event-Id", res.EventID)

@@ -397,10 +397,3 @@ func (s *Store) CheckSecret(ctx context.Context, check string) error {
 	}
 	return nil
 }
-
-// ExecForTest runs a statement on the writer; tests use it to set up states
-// the API cannot reach, such as a schema from the future.
-func (s *Store) ExecForTest(ctx context.Context, query string) error {
-	_, err := s.w.ExecContext(ctx, query)
-	return err
-}
