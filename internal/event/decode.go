@@ -72,14 +72,14 @@ func Decode(body []byte, now time.Time) (Fields, error) {
 		i = skipWS(body, kEnd)
 		i = skipWS(body, i+1) // ':'
 		vEnd := skipValue(body, i)
-		if idx, ok := schemaIndex[key]; ok {
+		if idx, ok := inputIndex[key]; ok {
 			if seen&(1<<idx) != 0 {
 				if !slices.Contains(verr.Details[key], msgRepeated) {
 					verr.add(key, msgRepeated)
 				}
 			} else {
 				seen |= 1 << idx
-				setField(&f, Schema[idx], body[i:vEnd], now, verr)
+				setField(&f, Inputs[idx], body[i:vEnd], now, verr)
 			}
 		}
 		i = skipWS(body, vEnd)
@@ -119,16 +119,19 @@ func setField(f *Fields, fd Field, raw []byte, now time.Time, verr *ValidationEr
 	}
 	v := unquote(raw, strings.IndexByte(string(raw), '\\') >= 0)
 	switch fd.kind {
-	case kindString:
+	case kindString, kindIP, kindURL, kindEmail, kindPhone:
 		switch {
 		case v == "" && fd.Name == "reference":
 			verr.add(fd.Name, "must not be empty")
+		case v == "":
 		case len(v) > fd.max:
 			verr.add(fd.Name, fmt.Sprintf("must be at most %d bytes", fd.max))
 		case hasControl(v):
 			verr.add(fd.Name, "must not contain control characters")
 		default:
-			*fd.str(f) = v
+			if err := setChecked(f, fd, v); err != nil {
+				verr.add(fd.Name, err.Error())
+			}
 		}
 	case kindCurrency:
 		if v == "" {
@@ -158,6 +161,26 @@ func setField(f *Fields, fd Field, raw []byte, now time.Time, verr *ValidationEr
 		}
 		*fd.tim(f) = t
 	}
+}
+
+// setChecked stores a string field, checking and converting the kinds that
+// have a format of their own.
+func setChecked(f *Fields, fd Field, v string) error {
+	var err error
+	switch fd.kind {
+	case kindEmail:
+		return setEmail(f, v)
+	case kindPhone:
+		return setPhone(f, v)
+	case kindIP:
+		v, err = checkIP(v)
+	case kindURL:
+		v, err = checkURL(v)
+	}
+	if err == nil {
+		*fd.str(f) = v
+	}
+	return err
 }
 
 // offsetValid rejects the offsets ±24:00 that time.Parse lets through but RFC

@@ -52,6 +52,17 @@ type Fields struct {
 	JobTitle        string
 	CompanySize     string
 	Industry        string
+
+	// Signals that raise the ad platforms' match rates (SPEC §3's optional
+	// extensions). Email and phone arrive in clear and are kept only as the
+	// hashes the platforms expect; see identity.go.
+	EmailSHA256       string
+	EmailGoogleSHA256 string
+	PhoneSHA256       string // of E.164 with "+"
+	PhoneMetaSHA256   string // of the same digits without "+"
+	ClientIPAddress   string
+	ClientUserAgent   string
+	EventSourceURL    string
 }
 
 // Event is one contact reaching one stage, as stored.
@@ -70,6 +81,11 @@ const (
 	kindTime
 	kindMoney
 	kindCurrency
+	kindIP    // client_ip_address: an IPv4 or IPv6 address
+	kindURL   // event_source_url: an absolute http(s) URL
+	kindHash  // a stored hash: a column, never accepted as input
+	kindEmail // email: input only, stored as hashes
+	kindPhone // phone: input only, stored as hashes
 )
 
 // Field describes one payload field: its JSON name (also its column name), its
@@ -89,6 +105,9 @@ const (
 	maxClickID   = 512
 	maxUTM       = 1024
 	maxDemo      = 255
+	maxAgent     = 1024
+	maxURL       = 2048
+	maxContact   = 254
 )
 
 func s(name string, max int, f func(*Fields) *string) Field {
@@ -124,11 +143,39 @@ var Schema = []Field{
 	s("job_title", maxDemo, func(f *Fields) *string { return &f.JobTitle }),
 	s("company_size", maxDemo, func(f *Fields) *string { return &f.CompanySize }),
 	s("industry", maxDemo, func(f *Fields) *string { return &f.Industry }),
+	{Name: "client_ip_address", kind: kindIP, max: 64, str: func(f *Fields) *string { return &f.ClientIPAddress }},
+	s("client_user_agent", maxAgent, func(f *Fields) *string { return &f.ClientUserAgent }),
+	{Name: "event_source_url", kind: kindURL, max: maxURL, str: func(f *Fields) *string { return &f.EventSourceURL }},
+	hash("email_sha256", func(f *Fields) *string { return &f.EmailSHA256 }),
+	hash("email_google_sha256", func(f *Fields) *string { return &f.EmailGoogleSHA256 }),
+	hash("phone_sha256", func(f *Fields) *string { return &f.PhoneSHA256 }),
+	hash("phone_meta_sha256", func(f *Fields) *string { return &f.PhoneMetaSHA256 }),
 }
 
-var schemaIndex = func() map[string]int {
-	m := make(map[string]int, len(Schema))
-	for i, f := range Schema {
+func hash(name string, f func(*Fields) *string) Field {
+	return Field{Name: name, kind: kindHash, str: f}
+}
+
+// Inputs are the names the decoder accepts: every Schema field but the stored
+// hashes, plus email and phone, which are hashed on the way in.
+var Inputs = func() []Field {
+	var in []Field
+	for _, f := range Schema {
+		if f.kind != kindHash {
+			in = append(in, f)
+		}
+	}
+	return append(in,
+		Field{Name: "email", kind: kindEmail, max: maxContact},
+		Field{Name: "phone", kind: kindPhone, max: maxContact})
+}()
+
+var inputIndex = func() map[string]int {
+	if len(Inputs) > 64 {
+		panic("event: the decoder's seen-set holds at most 64 inputs")
+	}
+	m := make(map[string]int, len(Inputs))
+	for i, f := range Inputs {
 		m[f.Name] = i
 	}
 	return m

@@ -231,7 +231,9 @@ func TestEventRoundTrip(t *testing.T) {
 			"utm_content":"ad-42","utm_term":"shoes","gclid":"g1","wbraid":"w1","gbraid":"b1","ttclid":"t1","msclkid":"m1",
 			"fbc":"fb.1.1700000000000.abc","fbp":"fb.1.1700000000000.123","click_timestamp":"2026-11-20T10:00:00.123+01:00",
 			"revenue_value":1234.56,"currency":"eur","data_timestamp":"2026-11-21T09:30:00Z","gender":"female","age_range":"25-34",
-			"location_country":"GB","location_region":"London","job_title":"CTO","company_size":"11-50","industry":"Retail"}`
+			"location_country":"GB","location_region":"London","job_title":"CTO","company_size":"11-50","industry":"Retail",
+			"client_ip_address":"2001:db8::1","client_user_agent":"Mozilla/5.0","event_source_url":"https://shop.example/thanks",
+			"email":"Jane.Doe@example.com","phone":"+1 415 555 0123"}`
 		f, err := event.Decode([]byte(body), now)
 		if err != nil {
 			t.Fatal(err)
@@ -250,6 +252,9 @@ func TestEventRoundTrip(t *testing.T) {
 			t.Errorf("envelope %+v", got)
 		}
 		for _, fd := range event.Schema {
+			if fd.Value(&f) == nil {
+				t.Errorf("%s: the test body does not set it", fd.Name)
+			}
 			if g, w := fd.Value(&got.Fields), fd.Value(&f); g != w {
 				t.Errorf("%s: stored %v, sent %v", fd.Name, g, w)
 			}
