@@ -111,25 +111,38 @@ var keys = []conversion.Key{
 // Keys lists the connection settings.
 func (c *Client) Keys() []conversion.Key { return keys }
 
-// Validate checks a connection's settings without calling Microsoft.
+// Validate checks a connection's settings without calling Microsoft. Besides
+// missing and malformed values it refuses names it does not know, which are
+// most likely typos.
 func (c *Client) Validate(settings map[string]string) error {
-	var problems []string
 	known := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		known[k.Name] = true
-		if k.Required && strings.TrimSpace(settings[k.Name]) == "" {
-			problems = append(problems, k.Name+" is required")
-		}
 	}
 	var unknown []string
 	for name := range settings {
 		if !known[name] {
-			unknown = append(unknown, name)
+			unknown = append(unknown, name+" is not a Microsoft setting")
 		}
 	}
 	sort.Strings(unknown)
-	for _, name := range unknown {
-		problems = append(problems, name+" is not a Microsoft setting")
+	return settingsError(append(check(settings), unknown...))
+}
+
+func settingsError(problems []string) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	return errors.New("microsoft: " + strings.Join(problems, "; "))
+}
+
+// check lists what is missing or malformed in the settings Send uses.
+func check(settings map[string]string) []string {
+	var problems []string
+	for _, k := range keys {
+		if k.Required && strings.TrimSpace(settings[k.Name]) == "" {
+			problems = append(problems, k.Name+" is required")
+		}
 	}
 	for _, name := range []string{SettingCustomerID, SettingAccountID} {
 		if v := settings[name]; v != "" && !digits(v) {
@@ -142,10 +155,7 @@ func (c *Client) Validate(settings map[string]string) error {
 	if g := settings[SettingGoal]; len(g) > maxGoalName {
 		problems = append(problems, fmt.Sprintf("conversion_goal must be at most %d characters", maxGoalName))
 	}
-	if len(problems) > 0 {
-		return errors.New("microsoft: " + strings.Join(problems, "; "))
-	}
-	return nil
+	return problems
 }
 
 func digits(s string) bool {

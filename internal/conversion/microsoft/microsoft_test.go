@@ -672,3 +672,46 @@ func TestKeys(t *testing.T) {
 		t.Error("MinInterval")
 	}
 }
+
+func TestSendIgnoresUnknownSettings(t *testing.T) {
+	e := setup(t, account)
+	e.conn.Settings["note"] = "added by a later version"
+	if r := one(t, e.c.Send(context.Background(), e.conn, []conversion.Conversion{withClick(t, 1)})); r.Outcome != conversion.Sent {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestConcurrentSendsRefreshOnce(t *testing.T) {
+	e := setup(t, account)
+	var wg sync.WaitGroup
+	results := make([]conversion.Result, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = e.c.Send(context.Background(), e.conn, []conversion.Conversion{withClick(t, i+1)})[0]
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.Outcome != conversion.Sent {
+			t.Errorf("send %d: %+v", i, r)
+		}
+	}
+	if n := len(e.fake.TokenRequests()); n != 1 {
+		t.Errorf("%d token requests for concurrent sends on one connection, want 1", n)
+	}
+}
+
+func TestNewCredentialsDropTheOldToken(t *testing.T) {
+	e := setup(t, account)
+	one(t, e.c.Send(context.Background(), e.conn, []conversion.Conversion{withClick(t, 1)}))
+	e.conn.Settings[SettingClientID] = "client-2"
+	one(t, e.c.Send(context.Background(), e.conn, []conversion.Conversion{withClick(t, 2)}))
+	if n := len(e.fake.TokenRequests()); n != 2 {
+		t.Errorf("%d token requests, want 2: new credentials need a token of their own", n)
+	}
+	if n := len(e.c.tokens); n != 1 {
+		t.Errorf("%d cached slots, want 1", n)
+	}
+}

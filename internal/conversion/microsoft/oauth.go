@@ -39,6 +39,12 @@ func (c *Client) slot(conn conversion.Connection) *tokenSlot {
 	defer c.mu.Unlock()
 	sl, ok := c.tokens[key]
 	if !ok {
+		// New credentials on a connection: its old token is of no more use.
+		for k := range c.tokens {
+			if strings.HasPrefix(k, conn.ID+"/") {
+				delete(c.tokens, k)
+			}
+		}
 		sl = &tokenSlot{}
 		c.tokens[key] = sl
 	}

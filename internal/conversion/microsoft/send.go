@@ -84,7 +84,7 @@ const (
 // goal, no msclkid) are refused here; the rest go in one call per 1,000.
 func (c *Client) Send(ctx context.Context, conn conversion.Connection, batch []conversion.Conversion) []conversion.Result {
 	results := make([]conversion.Result, len(batch))
-	if err := c.Validate(conn.Settings); err != nil {
+	if err := settingsError(check(conn.Settings)); err != nil {
 		return fill(results, conversion.Result{Outcome: conversion.Permanent, Message: err.Error()})
 	}
 	var (
