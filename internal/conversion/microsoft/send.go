@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -189,7 +190,7 @@ func expired(status int, ans *applyResponse) bool {
 	if ans == nil {
 		return false
 	}
-	for _, e := range append(ans.Errors, ans.OperationErrors...) {
+	for _, e := range slices.Concat(ans.Errors, ans.OperationErrors) {
 		if e.Code == codeTokenExpired {
 			return true
 		}
@@ -263,7 +264,7 @@ func (c *Client) judge(status int, hdr http.Header, ans *applyResponse, results 
 		}
 		return results
 	}
-	ops := append(ans.Errors, ans.OperationErrors...)
+	ops := slices.Concat(ans.Errors, ans.OperationErrors)
 	if len(ops) > 0 {
 		out, ra := conversion.Permanent, wait
 		if status == http.StatusTooManyRequests || status >= 500 {
