@@ -118,7 +118,7 @@ func (c *Client) refresh(ctx context.Context, s settings) (string, time.Duration
 			Message: "OAuth token refresh: the answer held no access token"}
 	case rep.status == http.StatusTooManyRequests || rep.status >= 500:
 		return "", 0, &conversion.Result{Outcome: conversion.Transient, HTTPStatus: rep.status,
-			Message: "OAuth token refresh: " + oauthMessage(rep.status, body.Error, body.ErrorDescription),
+			Message:    "OAuth token refresh: " + oauthMessage(rep.status, body.Error, body.ErrorDescription),
 			RetryAfter: c.retryAfter(rep.header, nil)}
 	}
 	msg := "OAuth token refresh: " + oauthMessage(rep.status, body.Error, body.ErrorDescription)
