@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -657,5 +658,23 @@ func TestValidate(t *testing.T) {
 		if (k.Name == "client_secret" || k.Name == "refresh_token" || k.Name == "developer_token") != k.Secret {
 			t.Errorf("key %s secret=%v", k.Name, k.Secret)
 		}
+	}
+}
+
+func TestConcurrentSendsShareOneToken(t *testing.T) {
+	h := newHarness(t, apiDataManager)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		cv := sample(t, fmt.Sprintf("evt_%d", i))
+		wg.Go(func() {
+			res := h.client.Send(context.Background(), h.conn, []conversion.Conversion{cv})
+			if res[0].Outcome != conversion.Sent {
+				t.Errorf("send %d: %+v", i, res[0])
+			}
+		})
+	}
+	wg.Wait()
+	if n := h.fake.TokenRefreshes(); n != 1 {
+		t.Errorf("%d token refreshes, want 1", n)
 	}
 }
