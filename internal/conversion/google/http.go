@@ -243,7 +243,7 @@ func (c *Client) retryAfter(h http.Header, e *apiError) time.Duration {
 	return 0
 }
 
-// fill sets every result not yet decided.
+// fill sets the results at idx to r.
 func fill(res []conversion.Result, idx []int, r conversion.Result) {
 	for _, i := range idx {
 		res[i] = r
