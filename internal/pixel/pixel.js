@@ -156,9 +156,11 @@
 			q = d.getElementsByTagName('script');
 			for (i = 0; i < q.length; i++) if (/\/pixel\.js(\?|$)/.test(q[i].src)) s = q[i];
 		}
-		url = (s && /^https?:\/\/[^/]+/.exec(s.src) || [''])[0] + '/api/pixel/v1/track';
-		key = s && s.getAttribute('data-site-key') || P.k;
+	} catch (e) {}
+	url = (s && /^https?:\/\/[^/]+/.exec(s.src) || [''])[0] + '/api/pixel/v1/track';
+	key = s && s.getAttribute('data-site-key') || P.k;
 
+	try {
 		c = domain(L.hostname);
 		dom = c[0];
 		q = new URLSearchParams(L.search);
