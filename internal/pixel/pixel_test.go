@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -175,5 +176,23 @@ func TestSnippet(t *testing.T) {
 	tag := Tag("https://pruuv.example.com/", `pk_"1`)
 	if want := `<script src="https://pruuv.example.com/pixel.js" data-site-key="pk_&#34;1"></script>`; tag != want {
 		t.Errorf("Tag = %s, want %s", tag, want)
+	}
+}
+
+// The README and docs/pixel.md show the snippets as Snippet and Tag make them.
+func TestDocsShowSnippets(t *testing.T) {
+	for _, doc := range []string{"../../README.md", "../../docs/pixel.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			Snippet("https://pruuv.example.com", "pk_YOUR_SITE_KEY"),
+			Tag("https://pruuv.example.com", "pk_YOUR_SITE_KEY"),
+		} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s does not show\n%s", doc, want)
+			}
+		}
 	}
 }
