@@ -18,7 +18,7 @@ func TestPixelJSUnit(t *testing.T) {
 		if os.Getenv(RequireNodeEnv) == "1" {
 			t.Fatalf("node is not on PATH and %s=1", RequireNodeEnv)
 		}
-		t.Skipf("pixel.js unit tests skipped: node is not on PATH (install Node.js 18 or later; %s=1 makes this a failure)", RequireNodeEnv)
+		t.Skipf("pixel.js unit tests skipped: node is not on PATH (install Node.js 20 or later; %s=1 makes this a failure)", RequireNodeEnv)
 	}
 	cmd := exec.Command(node, "--test", "--test-reporter=spec", "testdata/pixel.test.js")
 	cmd.Env = append(os.Environ(), "PRUUV_SNIPPET="+Snippet("https://pruuv.example", "pk_snippet"), "NODE_OPTIONS=")

@@ -157,8 +157,10 @@
 			for (i = 0; i < q.length; i++) if (/\/pixel\.js(\?|$)/.test(q[i].src)) s = q[i];
 		}
 	} catch (e) {}
-	url = (s && /^https?:\/\/[^/]+/.exec(s.src) || [''])[0] + '/api/pixel/v1/track';
-	key = s && s.getAttribute('data-site-key') || P.k;
+	try {
+		url = (s && /^https?:\/\/[^/]+/.exec(s.src) || [''])[0] + '/api/pixel/v1/track';
+		key = s && s.getAttribute('data-site-key') || P.k;
+	} catch (e) {}
 
 	try {
 		c = domain(L.hostname);

@@ -471,6 +471,13 @@ test('never throws into the page: storage, cookies and the DOM may all fail', as
 	assert.equal(p.fetches[0].body.gclid, 'G1', 'values kept in memory for this page');
 	assert.match(p.fetches[0].body.fbp, /^fb\.0\.\d{13}\.\d{10}$/);
 
+	// A script element that fails when asked for its key.
+	const odd = page('https://www.example.com/?gclid=G2', { run: false });
+	odd.document.currentScript = { src: 'https://pruuv.example/pixel.js', getAttribute: () => { throw new Error('odd') } };
+	assert.doesNotThrow(odd.run);
+	await odd.win.Pruuv.track('s', {});
+	assert.equal(odd.fetches[0].body.gclid, 'G2');
+
 	// A window with nothing the script needs.
 	const bare = { document: {}, location: { href: '', hostname: '', search: '', protocol: '' }, __pruuvTest: {} };
 	assert.doesNotThrow(() => new Function('window', SOURCE)(bare));
