@@ -17,23 +17,6 @@ import (
 	"github.com/pruuv/pruuv/internal/pruuvtest"
 )
 
-// landing serves the pages of an advertiser's site, on an origin of its own.
-// Each path maps to the HTML of its body.
-func landing(t *testing.T, pages map[string]string) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, ok := pages[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, "<!doctype html><html><head><title>landing</title></head><body>%s</body></html>", body)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // closedPort returns a loopback address on which nothing listens.
 func closedPort(t *testing.T) string {
 	t.Helper()
@@ -67,7 +50,7 @@ func TestBrowserSmoke(t *testing.T) {
 	pruuv := pruuvtest.Start(t, pruuvtest.SQLite(t))
 	down := closedPort(t)
 	after := `<script>window.after = true</script>`
-	site := landing(t, map[string]string{
+	site := pruuvtest.Site(t, map[string]string{
 		"/page":   `<script src="` + pruuv.URL + `/pixel.js" data-site-key="pk_test"></script>` + after + form,
 		"/second": `<script src="` + pruuv.URL + `/pixel.js" data-site-key="pk_test"></script>` + form,
 		"/down":   `<script src="` + down + `/pixel.js" data-site-key="pk_test"></script>` + after + form,
@@ -238,7 +221,7 @@ func TestBrowserTrack(t *testing.T) {
 	browser := pruuvtest.Browser(t)
 	var site *httptest.Server
 	pruuv, got := fakePruuv(t, func() string { return site.URL })
-	site = landing(t, map[string]string{
+	site = pruuvtest.Site(t, map[string]string{
 		"/": pixel.Snippet(pruuv.URL, "pk_snippet") +
 			`<script>window.queued = Pruuv.track("stg_q", {reference: "Q1", email: "a@b.example"})</script>` + form,
 		"/plain": `<script src="` + pruuv.URL + `/pixel.js" data-site-key="pk_plain"></script>`,

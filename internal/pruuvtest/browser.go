@@ -3,6 +3,8 @@ package pruuvtest
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"sync"
@@ -175,4 +177,22 @@ func Exceptions(t testing.TB, ctx context.Context) *ExceptionLog {
 		t.Fatalf("listening for exceptions: %v", err)
 	}
 	return l
+}
+
+// Site serves an advertiser's pages for browser tests, on an origin of its own
+// (a loopback port other than Pruuv's), until the test ends. pages maps each
+// path to the HTML that goes in its <body>; other paths are 404s.
+func Site(t testing.TB, pages map[string]string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := pages[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!doctype html><html><head><title>site</title></head><body>%s</body></html>", body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }

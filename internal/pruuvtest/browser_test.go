@@ -1,9 +1,7 @@
 package pruuvtest_test
 
 import (
-	"fmt"
-	"net/http"
-	"net/http/httptest"
+	"io"
 	"strings"
 	"testing"
 
@@ -12,14 +10,11 @@ import (
 
 func TestBrowserHarness(t *testing.T) {
 	browser := pruuvtest.Browser(t)
-	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html")
-		fmt.Fprint(w, `<!doctype html><title>t</title><script>
-			document.cookie = "seen=1; path=/";
-			if (location.search === "?throw") setTimeout(function () { throw new Error("page bug") });
-		</script>`)
-	}))
-	defer site.Close()
+	page := `<script>
+		document.cookie = "seen=1; path=/";
+		if (location.search === "?throw") setTimeout(function () { throw new Error("page bug") });
+	</script>`
+	site := pruuvtest.Site(t, map[string]string{"/": page, "/other": page})
 
 	exceptions := pruuvtest.Exceptions(t, browser)
 	pruuvtest.Navigate(t, browser, site.URL+"/")
@@ -40,12 +35,33 @@ func TestBrowserHarness(t *testing.T) {
 
 	// A Tab has cookies of its own; the first tab keeps its own.
 	tab := pruuvtest.Tab(t, browser)
-	pruuvtest.Navigate(t, tab, site.URL+"/nothing-set-yet")
+	pruuvtest.Navigate(t, tab, site.URL+"/other")
 	if c := pruuvtest.Eval[string](t, tab, `document.cookie`); c != "seen=1" {
 		t.Errorf("tab cookie after its own load = %q", c)
 	}
 	pruuvtest.Eval[bool](t, tab, `document.cookie = "tabonly=1; path=/", true`)
 	if c := pruuvtest.Eval[string](t, browser, `document.cookie`); strings.Contains(c, "tabonly") {
 		t.Errorf("the first tab sees the new tab's cookie: %q", c)
+	}
+}
+
+func TestSite(t *testing.T) {
+	site := pruuvtest.Site(t, map[string]string{"/a": `<p id="x">hello</p>`})
+	resp, err := pruuvtest.Client().Get(site.URL + "/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" || !strings.Contains(string(b), `<body><p id="x">hello</p></body>`) {
+		t.Errorf("GET /a: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	resp, err = pruuvtest.Client().Get(site.URL + "/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("GET /b: %d", resp.StatusCode)
 	}
 }
