@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pruuv/pruuv/internal/ingest"
+	"github.com/pruuv/pruuv/internal/pixel"
 	"github.com/pruuv/pruuv/internal/store"
 )
 
@@ -47,5 +48,6 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /pixel.js", pixel.Handler())
 	return mux
 }
