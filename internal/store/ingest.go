@@ -90,8 +90,8 @@ func (s *Store) prepareHot(ctx context.Context) error {
 		dst  **sql.Stmt
 		text string
 	}{
-		{s.r, &s.hot.lookup, `SELECT s.hourly_limit, t.token_hash
-			FROM stages s
+		{s.r, &s.hot.lookup, `SELECT s.hourly_limit, s.pixel_hourly_limit, f.client_id, t.token_hash
+			FROM stages s JOIN funnels f ON f.id = s.funnel_id
 			LEFT JOIN stage_tokens t ON t.stage_id = s.id AND (t.expires_at IS NULL OR t.expires_at > $2)
 			WHERE s.id = $1`},
 		// $1: [[stage_id, reference], …]. The newest recent event for each key.
