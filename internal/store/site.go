@@ -16,7 +16,7 @@ type Site struct {
 	Key       string    `json:"site_key"`
 	Name      string    `json:"name"`
 	Client    Client    `json:"client"`
-	Origins   []string  `json:"origins"`
+	Origins   []string  `json:"origins"` // sorted
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -104,9 +104,10 @@ const siteSelect = `SELECT s.id, s.site_key, s.name, s.created_at, c.id, c.name,
 	FROM sites s JOIN clients c ON c.id = s.client_id LEFT JOIN site_origins o ON o.site_id = s.id`
 
 // listSites runs siteSelect with a condition and folds the origin rows into
-// sites, in the order of the rows.
+// sites, in the order of the rows. Origins are sorted here, byte by byte, so
+// both databases list them alike whatever PostgreSQL's collation.
 func (s *Store) listSites(ctx context.Context, where string, args ...any) ([]Site, error) {
-	rows, err := s.r.QueryContext(ctx, siteSelect+where+" ORDER BY c.name, s.created_at, s.id, o.origin", args...)
+	rows, err := s.r.QueryContext(ctx, siteSelect+where+" ORDER BY c.name, s.created_at, s.id", args...)
 	if err != nil {
 		return nil, s.wrap(err, "list sites")
 	}
@@ -127,6 +128,9 @@ func (s *Store) listSites(ctx context.Context, where string, args ...any) ([]Sit
 			last := &out[len(out)-1]
 			last.Origins = append(last.Origins, origin)
 		}
+	}
+	for i := range out {
+		slices.Sort(out[i].Origins)
 	}
 	return out, s.wrap(rows.Err(), "list sites")
 }
