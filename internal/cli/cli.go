@@ -24,8 +24,12 @@ Usage:
   pruuv funnel create --client NAME --name NAME --stages "Lead,Qualified,Won" [--json]
   pruuv stage list [--json]
   pruuv stage rotate-token STAGE_ID [--overlap 24h] [--json]
-  pruuv stage set-limit STAGE_ID --per-hour N [--json]
+  pruuv stage set-limit STAGE_ID [--per-hour N] [--pixel-per-hour N] [--json]
   pruuv events list [--stage STAGE_ID] [--limit N] [--json]
+  pruuv site create --client NAME --origin URL [--origin URL…] [--name NAME] [--server-url URL] [--json]
+  pruuv site list [--json]
+  pruuv site add-origin SITE_KEY --origin URL [--json]
+  pruuv site remove-origin SITE_KEY --origin URL [--json]
 
 Every command reads PRUUV_DATA_DIR, PRUUV_DATABASE_URL and PRUUV_SECRET_KEY,
 and takes --data-dir and --database-url to override them.
@@ -66,7 +70,7 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 	}
 	cmd, rest := args[0], args[1:]
 	sub := ""
-	if len(rest) > 0 && (cmd == "funnel" || cmd == "stage" || cmd == "events") {
+	if len(rest) > 0 && (cmd == "funnel" || cmd == "stage" || cmd == "events" || cmd == "site") {
 		sub, rest = rest[0], rest[1:]
 	}
 	switch cmd + " " + sub {
@@ -82,6 +86,14 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return stageSetLimit(ctx, cfg, rest, env)
 	case "events list":
 		return eventsList(ctx, cfg, rest, env)
+	case "site create":
+		return siteCreate(ctx, cfg, rest, env)
+	case "site list":
+		return siteList(ctx, cfg, rest, env)
+	case "site add-origin":
+		return siteOrigins(ctx, cfg, rest, env, true)
+	case "site remove-origin":
+		return siteOrigins(ctx, cfg, rest, env, false)
 	case "help ", "-h ", "--help ":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -144,9 +145,9 @@ func stageList(ctx context.Context, cfg config.Config, args []string, env Env) e
 		return printJSON(env.Stdout, stages)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT\tFUNNEL\tPOS\tSTAGE\tSTAGE ID\tLIMIT/H\tTOKEN")
+	fmt.Fprintln(tw, "CLIENT\tFUNNEL\tPOS\tSTAGE\tSTAGE ID\tLIMIT/H\tPIXEL/H\tTOKEN")
 	for _, s := range stages {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\n", s.ClientName, s.FunnelName, s.Position, s.Name, s.ID, s.HourlyLimit, s.TokenHint)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", s.ClientName, s.FunnelName, s.Position, s.Name, s.ID, s.HourlyLimit, s.PixelHourlyLimit, s.TokenHint)
 	}
 	return tw.Flush()
 }
@@ -200,7 +201,8 @@ const MaxHourlyLimit = 1_000_000
 func stageSetLimit(ctx context.Context, cfg config.Config, args []string, env Env) error {
 	fs := newFlags("stage set-limit")
 	cfg.StorageFlags(fs)
-	perHour := fs.Int("per-hour", 0, "accepted events per UTC hour (1 to 1000000)")
+	perHour := fs.Int("per-hour", 0, "accepted Webhook API events per UTC hour (1 to 1000000)")
+	pixelPerHour := fs.Int("pixel-per-hour", 0, "accepted Pixel events per UTC hour, counted apart (1 to 1000000)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args, env)
 	if err != nil {
@@ -209,24 +211,49 @@ func stageSetLimit(ctx context.Context, cfg config.Config, args []string, env En
 	if len(pos) != 1 {
 		return usagef("stage set-limit needs exactly one STAGE_ID")
 	}
-	if *perHour < 1 || *perHour > MaxHourlyLimit {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["per-hour"] && !set["pixel-per-hour"] {
+		return usagef("stage set-limit needs --per-hour, --pixel-per-hour or both")
+	}
+	if set["per-hour"] && (*perHour < 1 || *perHour > MaxHourlyLimit) {
 		return usagef("--per-hour must be between 1 and %d", MaxHourlyLimit)
+	}
+	if set["pixel-per-hour"] && (*pixelPerHour < 1 || *pixelPerHour > MaxHourlyLimit) {
+		return usagef("--pixel-per-hour must be between 1 and %d", MaxHourlyLimit)
 	}
 	st, _, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.SetHourlyLimit(ctx, pos[0], *perHour); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("no stage with id %q (see: pruuv stage list)", pos[0])
+	out := map[string]any{"id": pos[0]}
+	for _, l := range []struct {
+		flag, key string
+		n         int
+		set       func(context.Context, string, int) error
+		what      string
+	}{
+		{"per-hour", "hourly_limit", *perHour, st.SetHourlyLimit, "Webhook API"},
+		{"pixel-per-hour", "pixel_hourly_limit", *pixelPerHour, st.SetPixelHourlyLimit, "Pixel"},
+	} {
+		if !set[l.flag] {
+			continue
 		}
-		return err
+		if err := l.set(ctx, pos[0], l.n); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no stage with id %q (see: pruuv stage list)", pos[0])
+			}
+			return err
+		}
+		out[l.key] = l.n
+		if !*asJSON {
+			fmt.Fprintf(env.Stdout, "Stage %s now accepts %d %s events per hour.\n", pos[0], l.n, l.what)
+		}
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, map[string]any{"id": pos[0], "hourly_limit": *perHour})
+		return printJSON(env.Stdout, out)
 	}
-	fmt.Fprintf(env.Stdout, "Stage %s now accepts %d events per hour.\n", pos[0], *perHour)
 	return nil
 }
 

@@ -58,7 +58,12 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	}
 	in := ingest.New(ingest.Options{Store: st, Key: key, Log: log, Writers: writers})
 	defer in.Close()
-	srv := server.New(st, in, log)
+	proxies, err := cfg.TrustedProxyPrefixes()
+	if err != nil {
+		return err
+	}
+	srv := server.New(st, in, log, server.WithBrowser(server.BrowserOptions{
+		TrustedProxies: proxies, IPRate: cfg.PixelIPRate, IPBurst: cfg.PixelIPBurst}))
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,11 @@ type Config struct {
 	ShutdownTimeout time.Duration // PRUUV_SHUTDOWN_TIMEOUT: how long in-flight requests get on SIGTERM
 	DBMaxConns      int           // PRUUV_DB_MAX_CONNS: PostgreSQL connections per process
 	DrainDelay      time.Duration // PRUUV_DRAIN_DELAY: on SIGTERM, how long /readyz fails while requests are still served
+	// TrustedProxies (PRUUV_TRUSTED_PROXIES) lists the CIDRs of reverse proxies
+	// whose X-Forwarded-For is believed when the Pixel records a visitor's IP.
+	TrustedProxies string
+	PixelIPRate    int // PRUUV_PIXEL_IP_RATE: Pixel events per minute per client IP, per process; 0 turns the cap off
+	PixelIPBurst   int // PRUUV_PIXEL_IP_BURST: how many of them may come at once
 }
 
 // Default returns the settings used when nothing is configured.
@@ -37,6 +43,8 @@ func Default() Config {
 		LogFormat:       "json",
 		ShutdownTimeout: 20 * time.Second,
 		DBMaxConns:      12,
+		PixelIPRate:     60,
+		PixelIPBurst:    60,
 	}
 }
 
@@ -55,6 +63,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	set("PRUUV_DURABILITY", &c.Durability)
 	set("PRUUV_LOG_LEVEL", &c.LogLevel)
 	set("PRUUV_LOG_FORMAT", &c.LogFormat)
+	set("PRUUV_TRUSTED_PROXIES", &c.TrustedProxies)
 	if v := getenv("PRUUV_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -76,6 +85,18 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.DBMaxConns = n
 	}
+	for _, v := range []struct {
+		name string
+		dst  *int
+	}{{"PRUUV_PIXEL_IP_RATE", &c.PixelIPRate}, {"PRUUV_PIXEL_IP_BURST", &c.PixelIPBurst}} {
+		if s := getenv(v.name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return c, fmt.Errorf("%s=%q: want a whole number such as 60", v.name, s)
+			}
+			*v.dst = n
+		}
+	}
 	return c, nil
 }
 
@@ -94,6 +115,9 @@ func (c *Config) ServeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text (PRUUV_LOG_FORMAT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time in-flight requests get on SIGTERM (PRUUV_SHUTDOWN_TIMEOUT)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGTERM, time /readyz fails before the listener closes (PRUUV_DRAIN_DELAY)")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (PRUUV_TRUSTED_PROXIES)")
+	fs.IntVar(&c.PixelIPRate, "pixel-ip-rate", c.PixelIPRate, "Pixel events per minute per client IP, per process; 0 = no cap (PRUUV_PIXEL_IP_RATE)")
+	fs.IntVar(&c.PixelIPBurst, "pixel-ip-burst", c.PixelIPBurst, "Pixel events a client IP may send at once (PRUUV_PIXEL_IP_BURST)")
 }
 
 // Validate says what to fix, naming the variable, for every bad setting.
@@ -126,7 +150,44 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PRUUV_SHUTDOWN_TIMEOUT=%s: want a positive duration", c.ShutdownTimeout))
 	}
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.PixelIPRate < 0 || c.PixelIPRate > MaxPixelIPRate {
+		errs = append(errs, fmt.Errorf("PRUUV_PIXEL_IP_RATE=%d: want 0 (no cap) to %d events per minute", c.PixelIPRate, MaxPixelIPRate))
+	}
+	if c.PixelIPBurst < 1 || c.PixelIPBurst > MaxPixelIPRate {
+		errs = append(errs, fmt.Errorf("PRUUV_PIXEL_IP_BURST=%d: want 1 to %d", c.PixelIPBurst, MaxPixelIPRate))
+	}
 	return errors.Join(errs...)
+}
+
+// MaxPixelIPRate bounds PRUUV_PIXEL_IP_RATE and PRUUV_PIXEL_IP_BURST.
+const MaxPixelIPRate = 1_000_000
+
+// TrustedProxyPrefixes parses TrustedProxies: comma-separated CIDRs, or bare
+// addresses meaning just that address.
+func (c Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(c.TrustedProxies, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("PRUUV_TRUSTED_PROXIES: %q is not a CIDR such as 10.0.0.0/8 or an address", f)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Level parses LogLevel.
@@ -152,5 +213,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr), slog.String("data_dir", c.DataDir), slog.String("database", db),
 		slog.String("secret_key", key), slog.String("durability", c.Durability),
 		slog.String("log_level", c.LogLevel), slog.String("shutdown_timeout", c.ShutdownTimeout.String()), slog.String("drain_delay", c.DrainDelay.String()),
-		slog.Int("db_max_conns", c.DBMaxConns))
+		slog.Int("db_max_conns", c.DBMaxConns), slog.String("trusted_proxies", c.TrustedProxies),
+		slog.Int("pixel_ip_rate", c.PixelIPRate), slog.Int("pixel_ip_burst", c.PixelIPBurst))
 }

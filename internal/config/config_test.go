@@ -65,3 +65,38 @@ func TestSecretsAreRedacted(t *testing.T) {
 		t.Fatalf("secret in %s", out)
 	}
 }
+
+func TestPixelSettings(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{"PRUUV_TRUSTED_PROXIES": " 10.0.0.0/8, 192.168.1.7 ,2001:db8::/32,::ffff:172.16.0.0/108",
+		"PRUUV_PIXEL_IP_RATE": "0", "PRUUV_PIXEL_IP_BURST": "5"}))
+	if err != nil || c.Validate() != nil {
+		t.Fatalf("%v %v", err, c.Validate())
+	}
+	if c.PixelIPRate != 0 || c.PixelIPBurst != 5 {
+		t.Fatalf("rate %d burst %d", c.PixelIPRate, c.PixelIPBurst)
+	}
+	ps, err := c.TrustedProxyPrefixes()
+	if got := fmt.Sprint(ps); err != nil || got != "[10.0.0.0/8 192.168.1.7/32 2001:db8::/32 172.16.0.0/12]" {
+		t.Fatalf("prefixes %s, %v", got, err)
+	}
+	if d := Default(); d.PixelIPRate != 60 || d.PixelIPBurst != 60 || d.TrustedProxies != "" {
+		t.Fatalf("defaults %+v", d)
+	}
+	c = Default()
+	c.TrustedProxies, c.PixelIPRate, c.PixelIPBurst = "10.0.0.0/8,proxy.internal", -1, 0
+	err = c.Validate()
+	for _, v := range []string{"PRUUV_TRUSTED_PROXIES", "proxy.internal", "PRUUV_PIXEL_IP_RATE", "PRUUV_PIXEL_IP_BURST"} {
+		if err == nil || !strings.Contains(err.Error(), v) {
+			t.Errorf("error does not name %s: %v", v, err)
+		}
+	}
+	if _, err := FromEnv(env(map[string]string{"PRUUV_PIXEL_IP_RATE": "lots"})); err == nil || !strings.Contains(err.Error(), "PRUUV_PIXEL_IP_RATE") {
+		t.Errorf("bad rate: %v", err)
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c = Default()
+	c.ServeFlags(fs)
+	if err := fs.Parse([]string{"--pixel-ip-rate", "120", "--trusted-proxies", "127.0.0.1"}); err != nil || c.PixelIPRate != 120 || c.TrustedProxies != "127.0.0.1" {
+		t.Fatalf("flags: %v %+v", err, c)
+	}
+}

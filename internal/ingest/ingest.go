@@ -59,6 +59,7 @@ type Service struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]cachedStage
+	sites   siteCache // the Pixel's site keys and origins (site.go)
 
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
@@ -218,6 +219,8 @@ func (s *Service) HourlyUse(ctx context.Context, stageID string) (used int, rese
 
 // Ingest records f at the stage and reports whether it was accepted, a
 // duplicate or over the limit. A nil error with Accepted means committed.
+// Events from the Pixel count against the stage's Pixel quota, the rest
+// against its own; duplicates are found across both.
 func (s *Service) Ingest(ctx context.Context, stageID string, limit int, source event.Source, f event.Fields) (Result, error) {
 	now := s.now()
 	hour := hourStart(now)
@@ -226,6 +229,7 @@ func (s *Service) Ingest(ctx context.Context, stageID string, limit int, source 
 		HourlyLimit: limit,
 		DedupSince:  now.Add(-DedupWindow).UnixMilli(),
 		HourStart:   hour.UnixMilli(),
+		Bucket:      bucket(stageID, source),
 	}}
 	s.mu.RLock()
 	if s.closed {

@@ -188,6 +188,8 @@ func Env(cfg config.Config) []string {
 		"PRUUV_ADDR=" + cfg.Addr, "PRUUV_DATA_DIR=" + cfg.DataDir, "PRUUV_DATABASE_URL=" + cfg.DatabaseURL,
 		"PRUUV_SECRET_KEY=" + cfg.SecretKey, "PRUUV_LOG_LEVEL=" + cfg.LogLevel, "PRUUV_DURABILITY=" + cfg.Durability,
 		"PRUUV_DB_MAX_CONNS=" + strconv.Itoa(cfg.DBMaxConns), "PRUUV_DRAIN_DELAY=" + cfg.DrainDelay.String(),
+		"PRUUV_TRUSTED_PROXIES=" + cfg.TrustedProxies, "PRUUV_PIXEL_IP_RATE=" + strconv.Itoa(cfg.PixelIPRate),
+		"PRUUV_PIXEL_IP_BURST=" + strconv.Itoa(cfg.PixelIPBurst),
 	}
 }
 

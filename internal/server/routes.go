@@ -1,5 +1,5 @@
-// Package server is Pruuv's HTTP surface: the Webhook API, health checks and
-// metrics. Every route is listed in routes.
+// Package server is Pruuv's HTTP surface: the Webhook API, the Pixel's
+// browser endpoint, health checks and metrics. Every route is listed in routes.
 package server
 
 import (
@@ -23,13 +23,19 @@ type Server struct {
 	metrics  *metrics
 	registry *prometheus.Registry
 	draining atomic.Bool
+	browser  browser // the Pixel's endpoint (browser.go)
 }
 
 // New builds the HTTP surface over an open store and a running ingest service.
-func New(st *store.Store, in *ingest.Service, log *slog.Logger) *Server {
+func New(st *store.Store, in *ingest.Service, log *slog.Logger, opts ...Option) *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	return &Server{store: st, ingest: in, log: log, metrics: newMetrics(reg), registry: reg}
+	s := &Server{store: st, ingest: in, log: log, metrics: newMetrics(reg), registry: reg}
+	s.initBrowser(reg)
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Drain makes /readyz fail so load balancers stop sending traffic before the
@@ -45,6 +51,8 @@ func (s *Server) Handler() http.Handler {
 	// Anything else under the prefix (no id, a trailing slash, extra segments)
 	// is no stage: the API's JSON 404, not the mux's text one.
 	mux.HandleFunc("/api/webhooks/funnel/", s.handleWebhook)
+	// The Pixel posts here from the browser; OPTIONS is its CORS preflight.
+	mux.HandleFunc(TrackPath, s.handleTrack)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))

@@ -12,13 +12,16 @@ import (
 )
 
 // StageAuth is what the ingest path needs to know about a stage before it
-// decodes a body: the live token hashes and the hourly limit.
+// decodes a body: the live token hashes and the hourly limit; for the Pixel,
+// the stage's client and its own hourly limit.
 type StageAuth struct {
-	TokenHashes [][]byte
-	HourlyLimit int
+	TokenHashes      [][]byte
+	HourlyLimit      int
+	PixelHourlyLimit int
+	ClientID         string
 }
 
-// LookupStage loads a stage's live tokens and limit, or returns ErrNotFound.
+// LookupStage loads a stage's live tokens and limits, or returns ErrNotFound.
 func (s *Store) LookupStage(ctx context.Context, stageID string, now time.Time) (StageAuth, error) {
 	rows, err := s.hot.lookup.QueryContext(ctx, stageID, now.UnixMilli())
 	if err != nil {
@@ -29,7 +32,7 @@ func (s *Store) LookupStage(ctx context.Context, stageID string, now time.Time) 
 	found := false
 	for rows.Next() {
 		var h []byte
-		if err := rows.Scan(&a.HourlyLimit, &h); err != nil {
+		if err := rows.Scan(&a.HourlyLimit, &a.PixelHourlyLimit, &a.ClientID, &h); err != nil {
 			return StageAuth{}, s.wrap(err, "look up stage")
 		}
 		found = true

@@ -32,7 +32,10 @@ type Stage struct {
 	Name        string `json:"name"`
 	Position    int    `json:"position"`
 	HourlyLimit int    `json:"hourly_limit"`
-	TokenHint   string `json:"token_hint"`
+	// PixelHourlyLimit is the Pixel's own quota of the stage, counted apart
+	// from the Webhook API's.
+	PixelHourlyLimit int    `json:"pixel_hourly_limit"`
+	TokenHint        string `json:"token_hint"`
 }
 
 // StageToken is a webhook token as stored: its keyed hash, a sealed copy and a
@@ -90,13 +93,13 @@ func insertToken(ctx context.Context, tx *sql.Tx, s *Store, stageID string, t St
 	return s.wrap(err, "store token")
 }
 
-const stageSelect = `SELECT s.id, s.funnel_id, f.name, c.name, s.name, s.position, s.hourly_limit,
+const stageSelect = `SELECT s.id, s.funnel_id, f.name, c.name, s.name, s.position, s.hourly_limit, s.pixel_hourly_limit,
 	COALESCE((SELECT t.hint FROM stage_tokens t WHERE t.stage_id = s.id AND t.expires_at IS NULL), '')
 	FROM stages s JOIN funnels f ON f.id = s.funnel_id JOIN clients c ON c.id = f.client_id`
 
 func scanStage(sc interface{ Scan(...any) error }) (Stage, error) {
 	var st Stage
-	err := sc.Scan(&st.ID, &st.FunnelID, &st.FunnelName, &st.ClientName, &st.Name, &st.Position, &st.HourlyLimit, &st.TokenHint)
+	err := sc.Scan(&st.ID, &st.FunnelID, &st.FunnelName, &st.ClientName, &st.Name, &st.Position, &st.HourlyLimit, &st.PixelHourlyLimit, &st.TokenHint)
 	return st, err
 }
 
@@ -156,8 +159,18 @@ func (s *Store) CurrentToken(ctx context.Context, stageID string) (StageToken, e
 
 // SetHourlyLimit changes how many events a stage accepts per UTC hour.
 func (s *Store) SetHourlyLimit(ctx context.Context, stageID string, n int) error {
+	return s.setLimit(ctx, "hourly_limit", stageID, n)
+}
+
+// SetPixelHourlyLimit changes how many events a stage accepts from the Pixel
+// per UTC hour.
+func (s *Store) SetPixelHourlyLimit(ctx context.Context, stageID string, n int) error {
+	return s.setLimit(ctx, "pixel_hourly_limit", stageID, n)
+}
+
+func (s *Store) setLimit(ctx context.Context, column, stageID string, n int) error {
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE stages SET hourly_limit = $2 WHERE id = $1", stageID, n)
+		res, err := tx.ExecContext(ctx, "UPDATE stages SET "+column+" = $2 WHERE id = $1", stageID, n)
 		if err != nil {
 			return s.wrap(err, "set limit")
 		}

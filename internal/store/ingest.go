@@ -28,11 +28,27 @@ type Item struct {
 	HourlyLimit int
 	DedupSince  int64 // an event received after this (Unix ms) is a duplicate
 	HourStart   int64 // start of the current UTC hour (Unix ms)
+	// Bucket names the hourly counter HourlyLimit applies to; empty means the
+	// stage's own (its id). Sources with a quota of their own use another key
+	// of the same stage, such as PixelBucket's. Dedup and locking stay per stage.
+	Bucket string
 
 	Outcome Outcome
 	EventID string // the stored event, or for a duplicate the original
 	Used    int    // events accepted in this hour, after this item
 }
+
+// bucket is the hourly counter the item counts against.
+func (it *Item) bucket() string {
+	if it.Bucket != "" {
+		return it.Bucket
+	}
+	return it.Event.StageID
+}
+
+// PixelBucket is the hourly counter of a stage's events from the Pixel, kept
+// apart from the Webhook API's so neither can use up the other's quota.
+func PixelBucket(stageID string) string { return "pixel:" + stageID }
 
 // insertChunks are the row counts of the prepared multi-row inserts; a batch
 // is written greedily in chunks of these sizes.
@@ -74,18 +90,19 @@ func (s *Store) prepareHot(ctx context.Context) error {
 		dst  **sql.Stmt
 		text string
 	}{
-		{s.r, &s.hot.lookup, `SELECT s.hourly_limit, t.token_hash
-			FROM stages s
+		{s.r, &s.hot.lookup, `SELECT s.hourly_limit, s.pixel_hourly_limit, f.client_id, t.token_hash
+			FROM stages s JOIN funnels f ON f.id = s.funnel_id
 			LEFT JOIN stage_tokens t ON t.stage_id = s.id AND (t.expires_at IS NULL OR t.expires_at > $2)
 			WHERE s.id = $1`},
 		// $1: [[stage_id, reference], …]. The newest recent event for each key.
 		// LATERAL makes PostgreSQL use the index whatever its statistics say.
 		{s.w, &s.hot.dedup, s.dedupSQL()},
-		// $1: [[stage_id, window_start], …].
+		// $1: [[bucket, window_start], …]. The column stage_id holds the
+		// bucket: a stage id, or another key of that stage (PixelBucket).
 		{s.w, &s.hot.counters, `SELECT b.stage_id, b.window_start, b.n
 			FROM ` + s.rows("$1") + ` j
 			JOIN rate_buckets b ON b.stage_id = (j.value ->> 0) AND b.window_start = CAST(j.value ->> 1 AS BIGINT)`},
-		// $1: [[stage_id, window_start, n], …]: the new absolute counts, computed
+		// $1: [[bucket, window_start, n], …]: the new absolute counts, computed
 		// under the stage locks.
 		{s.w, &s.hot.setCounters, `INSERT INTO rate_buckets (stage_id, window_start, n)
 			SELECT j.value ->> 0, CAST(j.value ->> 1 AS BIGINT), CAST(j.value ->> 2 AS INTEGER) FROM ` + s.rows("$1") + ` j
@@ -159,8 +176,8 @@ func insertEventSQL(rows int, numbered bool) string {
 
 type dedupKey struct{ stage, ref string }
 type hourKey struct {
-	stage string
-	hour  int64
+	bucket string
+	hour   int64
 }
 
 type recent struct {
@@ -171,9 +188,10 @@ type recent struct {
 // Ingest records a batch of events in one transaction and fills in each
 // item's outcome, exactly as if the items had arrived one by one in slice
 // order: an event with the same reference at the same stage recorded within
-// its dedup window — earlier in the batch or before — makes it a duplicate;
-// otherwise it is accepted if its stage's counter for the hour is below the
-// limit, and stored. Nothing is acknowledged unless Ingest returns nil.
+// its dedup window — earlier in the batch or before, whichever bucket it came
+// through — makes it a duplicate; otherwise it is accepted if its bucket's
+// counter for the hour is below the limit, and stored. Nothing is
+// acknowledged unless Ingest returns nil.
 //
 // The work is done per batch, not per event: one query finds recent events
 // for every key, one reads the counters, one writes them back and a few
@@ -190,6 +208,7 @@ func (s *Store) Ingest(ctx context.Context, items []*Item) error {
 	hours := make([][2]any, 0, 4)
 	seenHour := make(map[hourKey]bool, 4)
 	var stages []string
+	seenStage := make(map[string]bool, 4)
 	since := items[0].DedupSince
 	for _, it := range items {
 		k := dedupKey{it.Event.StageID, it.Event.Reference}
@@ -197,11 +216,14 @@ func (s *Store) Ingest(ctx context.Context, items []*Item) error {
 			seenKey[k] = true
 			keys = append(keys, [2]string{k.stage, k.ref})
 		}
-		h := hourKey{it.Event.StageID, it.HourStart}
+		h := hourKey{it.bucket(), it.HourStart}
 		if !seenHour[h] {
 			seenHour[h] = true
-			hours = append(hours, [2]any{h.stage, h.hour})
-			stages = append(stages, h.stage)
+			hours = append(hours, [2]any{h.bucket, h.hour})
+		}
+		if !seenStage[k.stage] {
+			seenStage[k.stage] = true
+			stages = append(stages, k.stage)
 		}
 		since = min(since, it.DedupSince)
 	}
@@ -258,7 +280,7 @@ func (s *Store) Ingest(ctx context.Context, items []*Item) error {
 		for rows.Next() {
 			var h hourKey
 			var n int
-			if err := rows.Scan(&h.stage, &h.hour, &n); err != nil {
+			if err := rows.Scan(&h.bucket, &h.hour, &n); err != nil {
 				rows.Close()
 				return fmt.Errorf("read hourly counts: %w", err)
 			}
@@ -272,7 +294,7 @@ func (s *Store) Ingest(ctx context.Context, items []*Item) error {
 		accepted := make([]*Item, 0, len(items))
 		for _, it := range items {
 			e := &it.Event
-			k, h := dedupKey{e.StageID, e.Reference}, hourKey{e.StageID, it.HourStart}
+			k, h := dedupKey{e.StageID, e.Reference}, hourKey{it.bucket(), it.HourStart}
 			if r, ok := last[k]; ok && r.at > it.DedupSince {
 				it.Outcome, it.EventID, it.Used = Duplicate, r.id, counts[h]
 				continue
@@ -293,7 +315,7 @@ func (s *Store) Ingest(ctx context.Context, items []*Item) error {
 
 		set := make([][3]any, 0, len(changed))
 		for h := range changed {
-			set = append(set, [3]any{h.stage, h.hour, counts[h]})
+			set = append(set, [3]any{h.bucket, h.hour, counts[h]})
 		}
 		setJSON, err := json.Marshal(set)
 		if err != nil {

@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/ingest"
+	"github.com/pruuv/pruuv/internal/site"
+	"github.com/pruuv/pruuv/internal/store"
+	"github.com/pruuv/pruuv/internal/token"
+)
+
+// siteOut is a site as the site commands print it.
+type siteOut struct {
+	store.Site
+	Snippet string `json:"snippet"`
+}
+
+func withSnippet(s store.Site, serverURL string) siteOut {
+	return siteOut{Site: s, Snippet: site.Snippet(serverURL, s.Key)}
+}
+
+// listFlag collects a flag that may be repeated.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func serverURLFlag(fs *flag.FlagSet) *string {
+	return fs.String("server-url", site.DefaultServerURL, "public address of this Pruuv server, for the snippet")
+}
+
+func checkServerURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return usagef("--server-url must be an http(s) address such as https://pruuv.shop.example")
+	}
+	return nil
+}
+
+func siteCreate(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("site create")
+	cfg.StorageFlags(fs)
+	client := fs.String("client", "", "the client (advertiser) the site belongs to; it must exist")
+	var origins listFlag
+	fs.Var(&origins, "origin", "an origin allowed to post, e.g. https://shop.example (repeat, or separate with commas)")
+	name := fs.String("name", "", "a name for the site (default: the first origin's host)")
+	serverURL := serverURLFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("site create takes no arguments, got %q", pos[0])
+	}
+	*client, *name = strings.TrimSpace(*client), strings.TrimSpace(*name)
+	if *client == "" || len(origins) == 0 {
+		return usagef("site create needs --client and at least one --origin")
+	}
+	if len(*name) > maxName {
+		return usagef("--name must be at most %d bytes", maxName)
+	}
+	list, err := site.ParseOrigins(origins)
+	if err != nil {
+		return usagef("--origin: %v", err)
+	}
+	if len(list) == 0 {
+		return usagef("site create needs at least one --origin")
+	}
+	if err := checkServerURL(*serverURL); err != nil {
+		return err
+	}
+	if *name == "" {
+		u, _ := url.Parse(list[0]) // ParseOrigins made it a valid URL
+		*name = u.Hostname()
+	}
+	st, _, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	created, err := st.CreateSite(ctx, store.NewSite{ID: token.NewID("site"), Key: token.NewSiteKey(), Name: *name,
+		ClientName: *client, Origins: list}, time.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no client named %q: clients are created with their first funnel (pruuv funnel create --client %q …)", *client, *client)
+	}
+	if err != nil {
+		return err
+	}
+	out := withSnippet(created, *serverURL)
+	if *asJSON {
+		return printJSON(env.Stdout, out)
+	}
+	printSite(env.Stdout, out)
+	fmt.Fprintln(env.Stdout, "\nThe site key is public: it goes in every page. Only the origins listed may post with it.")
+	if *serverURL == site.DefaultServerURL {
+		fmt.Fprintln(env.Stdout, "Give --server-url to put this server's public address in the snippet.")
+	}
+	return nil
+}
+
+func printSite(w io.Writer, s siteOut) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "site\t%s (%s)\nclient\t%s (%s)\nsite key\t%s\norigins\t%s\nsnippet\t%s\n",
+		s.Name, s.ID, s.Client.Name, s.Client.ID, s.Key, strings.Join(s.Origins, " "), s.Snippet)
+	tw.Flush()
+}
+
+func siteList(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("site list")
+	cfg.StorageFlags(fs)
+	serverURL := serverURLFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("site list takes no arguments, got %q", pos[0])
+	}
+	if err := checkServerURL(*serverURL); err != nil {
+		return err
+	}
+	st, _, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	sites, err := st.ListSites(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]siteOut, 0, len(sites))
+	for _, s := range sites {
+		out = append(out, withSnippet(s, *serverURL))
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, out)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT\tSITE\tSITE KEY\tORIGINS")
+	for _, s := range out {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Client.Name, s.Name, s.Key, strings.Join(s.Origins, " "))
+	}
+	tw.Flush()
+	if len(out) == 0 {
+		fmt.Fprintln(env.Stderr, "no sites (create one with pruuv site create)")
+	}
+	return nil
+}
+
+// siteOrigins is `site add-origin` and `site remove-origin`.
+func siteOrigins(ctx context.Context, cfg config.Config, args []string, env Env, add bool) error {
+	cmd := "site remove-origin"
+	if add {
+		cmd = "site add-origin"
+	}
+	fs := newFlags(cmd)
+	cfg.StorageFlags(fs)
+	var origins listFlag
+	fs.Var(&origins, "origin", "an origin, e.g. https://shop.example (repeat, or separate with commas)")
+	serverURL := serverURLFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("%s needs exactly one SITE_KEY", cmd)
+	}
+	list, err := site.ParseOrigins(origins)
+	if err != nil {
+		return usagef("--origin: %v", err)
+	}
+	if len(list) == 0 {
+		return usagef("%s needs at least one --origin", cmd)
+	}
+	if err := checkServerURL(*serverURL); err != nil {
+		return err
+	}
+	st, _, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	s, err := st.GetSite(ctx, pos[0])
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no site with key or id %q (see: pruuv site list)", pos[0])
+	}
+	if err != nil {
+		return err
+	}
+	if add {
+		union := append([]string{}, s.Origins...)
+		for _, o := range list {
+			if !slices.Contains(union, o) {
+				union = append(union, o)
+			}
+		}
+		if len(union) > site.MaxOrigins {
+			return fmt.Errorf("a site may allow at most %d origins; it has %d", site.MaxOrigins, len(s.Origins))
+		}
+		s, err = st.AddSiteOrigins(ctx, s.ID, list, time.Now())
+	} else {
+		s, err = st.RemoveSiteOrigins(ctx, s.ID, list)
+	}
+	if err != nil {
+		return err
+	}
+	out := withSnippet(s, *serverURL)
+	if *asJSON {
+		return printJSON(env.Stdout, out)
+	}
+	printSite(env.Stdout, out)
+	if !add {
+		fmt.Fprintf(env.Stdout, "\nRunning servers stop taking events from removed origins within %s.\n", ingest.CacheFor)
+	}
+	return nil
+}

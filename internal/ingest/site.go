@@ -1,0 +1,133 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/pruuv/pruuv/internal/event"
+	"github.com/pruuv/pruuv/internal/store"
+	"github.com/pruuv/pruuv/internal/token"
+)
+
+// ErrForbidden means a Pixel request came from an origin its site does not
+// allow.
+var ErrForbidden = errors.New("origin not allowed")
+
+// siteCache keeps site keys and origins for CacheFor, as the stage cache
+// does tokens: a new site or origin is seen at once (misses always ask the
+// database), a removed origin stops working within CacheFor.
+type siteCache struct {
+	mu      sync.Mutex
+	sites   map[string]cachedSite
+	origins map[string]cachedOrigin
+}
+
+type cachedSite struct {
+	auth store.SiteAuth
+	at   time.Time
+}
+
+type cachedOrigin struct {
+	listed bool
+	at     time.Time
+}
+
+// bucket is the hourly counter an event from source counts against: the
+// Pixel has a quota of its own per stage; everything else uses the stage's.
+func bucket(stageID string, source event.Source) string {
+	if source == event.SourcePixel {
+		return store.PixelBucket(stageID)
+	}
+	return ""
+}
+
+// maxIDLen is longer than any id Pruuv makes; a longer one is not looked up.
+const maxIDLen = 64
+
+// AuthorizePixel checks a request from the Pixel, in this order: siteKey names
+// a site (else ErrUnauthorized), origin is one of the site's (else
+// ErrForbidden), and the stage exists and belongs to the site's client (else
+// ErrStageNotFound). It returns the stage's Pixel hourly limit.
+func (s *Service) AuthorizePixel(ctx context.Context, siteKey, origin, stageID string) (limit int, err error) {
+	now := s.now()
+	if !token.IsSiteKey(siteKey) {
+		return 0, ErrUnauthorized
+	}
+	site, err := s.site(ctx, siteKey, now)
+	if err != nil {
+		return 0, err
+	}
+	if origin == "" || !site.Allows(origin) {
+		return 0, ErrForbidden
+	}
+	if stageID == "" || len(stageID) > maxIDLen {
+		return 0, ErrStageNotFound
+	}
+	s.cacheMu.Lock()
+	c, hit := s.cache[stageID]
+	s.cacheMu.Unlock()
+	stage := c.auth
+	if !hit || now.Sub(c.at) >= CacheFor {
+		if stage, err = s.lookup(ctx, stageID, now); err != nil {
+			return 0, err
+		}
+	}
+	if stage.ClientID != site.ClientID {
+		return 0, ErrStageNotFound // another client's stage: as good as none
+	}
+	return stage.PixelHourlyLimit, nil
+}
+
+func (s *Service) site(ctx context.Context, key string, now time.Time) (store.SiteAuth, error) {
+	c := &s.sites
+	c.mu.Lock()
+	e, hit := c.sites[key]
+	c.mu.Unlock()
+	if hit && now.Sub(e.at) < CacheFor {
+		return e.auth, nil
+	}
+	auth, err := s.store.LookupSite(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return auth, ErrUnauthorized
+	}
+	if err != nil {
+		return auth, err
+	}
+	c.mu.Lock()
+	if c.sites == nil || len(c.sites) >= maxCached {
+		c.sites = map[string]cachedSite{}
+	}
+	c.sites[key] = cachedSite{auth: auth, at: now}
+	c.mu.Unlock()
+	return auth, nil
+}
+
+// OriginListed reports whether any site allows origin. It answers CORS
+// preflights, which carry no site key; a request's own site is checked by
+// AuthorizePixel.
+func (s *Service) OriginListed(ctx context.Context, origin string) (bool, error) {
+	if origin == "" || len(origin) > 2048 {
+		return false, nil
+	}
+	now := s.now()
+	c := &s.sites
+	c.mu.Lock()
+	e, hit := c.origins[origin]
+	c.mu.Unlock()
+	if hit && now.Sub(e.at) < CacheFor {
+		return e.listed, nil
+	}
+	listed, err := s.store.OriginListed(ctx, origin)
+	if err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	if c.origins == nil || len(c.origins) >= maxCached {
+		c.origins = map[string]cachedOrigin{}
+	}
+	c.origins[origin] = cachedOrigin{listed: listed, at: now}
+	c.mu.Unlock()
+	return listed, nil
+}
