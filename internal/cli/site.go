@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/pruuv/pruuv/internal/pixel"
 	"io"
 	"net/url"
 	"slices"
@@ -22,11 +23,12 @@ import (
 // siteOut is a site as the site commands print it.
 type siteOut struct {
 	store.Site
-	Snippet string `json:"snippet"`
+	Snippet string `json:"snippet"` // the async installer, recommended
+	Tag     string `json:"tag"`     // the plain script tag
 }
 
 func withSnippet(s store.Site, serverURL string) siteOut {
-	return siteOut{Site: s, Snippet: site.Snippet(serverURL, s.Key)}
+	return siteOut{Site: s, Snippet: pixel.Snippet(serverURL, s.Key), Tag: pixel.Tag(serverURL, s.Key)}
 }
 
 // listFlag collects a flag that may be repeated.

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"encoding/json"
 	"errors"
+	"github.com/pruuv/pruuv/internal/pixel"
 	"reflect"
 	"regexp"
 	"sort"
@@ -24,6 +25,7 @@ type siteJSON struct {
 		Name string `json:"name"`
 	} `json:"client"`
 	Origins []string `json:"origins"`
+	Tag     string   `json:"tag"`
 	Snippet string   `json:"snippet"`
 }
 
@@ -43,7 +45,7 @@ func TestSiteCommands(t *testing.T) {
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
-			if want := []string{"client", "created_at", "name", "origins", "site_id", "site_key", "snippet"}; !reflect.DeepEqual(keys, want) {
+			if want := []string{"client", "created_at", "name", "origins", "site_id", "site_key", "snippet", "tag"}; !reflect.DeepEqual(keys, want) {
 				t.Fatalf("keys %v, want %v", keys, want)
 			}
 			var s siteJSON
@@ -55,8 +57,11 @@ func TestSiteCommands(t *testing.T) {
 			if want := []string{"http://localhost:3000", "https://shop.example", "https://www.shop.example"}; !reflect.DeepEqual(s.Origins, want) {
 				t.Fatalf("origins %v, want %v", s.Origins, want)
 			}
-			if want := `<script async src="https://t.shop.example/pixel.js" data-site-key="` + s.SiteKey + `"></script>`; s.Snippet != want {
+			if want := pixel.Snippet("https://t.shop.example", s.SiteKey); s.Snippet != want {
 				t.Fatalf("snippet %s", s.Snippet)
+			}
+			if want := `<script src="https://t.shop.example/pixel.js" data-site-key="` + s.SiteKey + `"></script>`; s.Tag != want {
+				t.Fatalf("tag %s", s.Tag)
 			}
 
 			var added siteJSON

@@ -1,12 +1,11 @@
 // Package site describes where the Pixel may run: a site's allowed origins,
-// written exactly as browsers send them in the Origin header, and the snippet
-// that installs the script on its pages.
+// written exactly as browsers send them in the Origin header. The snippets
+// that install the script are in package pixel.
 package site
 
 import (
 	"errors"
 	"fmt"
-	"html"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -122,10 +121,3 @@ func ParseOrigins(args []string) ([]string, error) {
 // DefaultServerURL stands in for the Pruuv server's public address in a
 // snippet when none is given.
 const DefaultServerURL = "https://pruuv.example.com"
-
-// Snippet is the tag that installs the Pixel on a site's pages: the script
-// from the Pruuv server at serverURL, naming the site's public key.
-func Snippet(serverURL, key string) string {
-	src := strings.TrimRight(serverURL, "/") + "/pixel.js"
-	return `<script async src="` + html.EscapeString(src) + `" data-site-key="` + html.EscapeString(key) + `"></script>`
-}
