@@ -589,7 +589,6 @@ func (s *Store) loadSends(ctx context.Context, q querier, where string, args ...
 	return out, s.wrap(rows.Err(), "load sends")
 }
 
-
 // SendUpdate is the new state of a leased send after an attempt (or a
 // decision not to make one). Zero times and HTTP status are stored as NULL.
 type SendUpdate struct {
