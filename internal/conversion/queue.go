@@ -363,8 +363,8 @@ func (q *Queue) Run(ctx context.Context, opt RunOptions) (Report, error) {
 type run struct {
 	q      *Queue
 	mu     sync.Mutex
-	paused map[string]time.Time  // connection id → paused until
-	last   map[string]time.Time  // connection id → start of its last request
+	paused map[string]time.Time   // connection id → paused until
+	last   map[string]time.Time   // connection id → start of its last request
 	conns  map[string]*Connection // decrypted, by id
 }
 
