@@ -532,7 +532,7 @@ func (s *Store) ClaimSends(ctx context.Context, owner string, now, until time.Ti
 			sub += " AND client_id = $5"
 			args = append(args, clientID)
 		}
-		sub += " ORDER BY next_attempt_at LIMIT $4"
+		sub += " ORDER BY next_attempt_at, event_id LIMIT $4"
 		if s.Postgres() {
 			sub += " FOR UPDATE SKIP LOCKED"
 		}
@@ -541,7 +541,7 @@ func (s *Store) ClaimSends(ctx context.Context, owner string, now, until time.Ti
 			return s.wrap(err, "claim sends")
 		}
 		var err error
-		out, err = s.loadSends(ctx, tx, "s.lease_owner = $1", owner)
+		out, err = s.loadSends(ctx, tx, "s.lease_owner = $1 ORDER BY s.next_attempt_at, s.event_id, s.platform", owner)
 		return err
 	})
 	return out, err
@@ -661,7 +661,7 @@ func (s *Store) FinishSends(ctx context.Context, owner string, now time.Time, up
 				lease_owner = NULL, lease_until = NULL, updated_at = $3
 				FROM `+s.rows("$1")+` j
 				WHERE s.event_id = j.value ->> 'e' AND s.platform = j.value ->> 'p' AND s.lease_owner = $2
-				RETURNING s.event_id, s.platform`, string(js), owner, ms)
+				RETURNING event_id, platform`, string(js), owner, ms)
 			if err != nil {
 				return s.wrap(err, "record send results")
 			}
@@ -680,7 +680,7 @@ func (s *Store) FinishSends(ctx context.Context, owner string, now time.Time, up
 				lease_owner = NULL, lease_until = NULL
 				FROM `+s.rows("$1")+` j
 				WHERE s.event_id = j.value ->> 'e' AND s.platform = j.value ->> 'p' AND s.lease_owner = $2
-				RETURNING s.event_id, s.platform`, string(js), owner)
+				RETURNING event_id, platform`, string(js), owner)
 			if err != nil {
 				return s.wrap(err, "release sends")
 			}

@@ -81,10 +81,15 @@ func (c *Client) Script(eventID string, results ...conversion.Result) {
 	c.script[eventID] = results
 }
 
-// SetVerdict makes Check answer v for an event.
+// SetVerdict makes Check answer v for an event; the zero Verdict removes
+// the override.
 func (c *Client) SetVerdict(eventID string, v conversion.Verdict) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if v == (conversion.Verdict{}) {
+		delete(c.verdicts, eventID)
+		return
+	}
 	c.verdicts[eventID] = v
 }
 
