@@ -22,14 +22,6 @@ import (
 // ErrNotRetryable means a send is not in a state an operator may re-queue.
 var ErrNotRetryable = errors.New("only failed or skipped sends can be retried")
 
-// The send statuses as stored; conversion.Status has the same values.
-const (
-	sendPending  = "pending"
-	sendRetrying = "retrying"
-	sendFailed   = "failed"
-	sendSkipped  = "skipped"
-)
-
 // ClientByName returns the client with that name, or ErrNotFound.
 func (s *Store) ClientByName(ctx context.Context, name string) (Client, error) {
 	var c Client
