@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/conversion"
 	"github.com/pruuv/pruuv/internal/secret"
 	"github.com/pruuv/pruuv/internal/store"
 )
@@ -30,6 +31,14 @@ Usage:
   pruuv site list [--json]
   pruuv site add-origin SITE_KEY --origin URL [--json]
   pruuv site remove-origin SITE_KEY --origin URL [--json]
+  pruuv connection add --client NAME --platform meta|google|tiktok|microsoft --set KEY=VALUE… [--set-file KEY=PATH…] [--json]
+  pruuv connection list [--json]
+  pruuv connection map --client NAME --platform P --stage STAGE_ID --event NAME [--json]   (--event '' removes it)
+  pruuv connection unmap --client NAME --platform P --stage STAGE_ID [--json]
+  pruuv conversions send [--client NAME] [--dry-run] [--json]
+  pruuv conversions log [--platform P] [--status S] [--client NAME] [--event EVENT_ID] [--limit N] [--json]
+  pruuv conversions attempts EVENT_ID [--platform P] [--json]
+  pruuv conversions retry EVENT_ID [--platform P] [--json]
 
 Every command reads PRUUV_DATA_DIR, PRUUV_DATABASE_URL and PRUUV_SECRET_KEY,
 and takes --data-dir and --database-url to override them.
@@ -48,6 +57,9 @@ type Env struct {
 	Getenv func(string) string
 	Stdout io.Writer
 	Stderr io.Writer
+	// Platforms replaces the platform clients (tests); nil means the real
+	// ones, platformClients.
+	Platforms conversion.Registry
 }
 
 // Run executes the command line args (without the program name).
@@ -70,7 +82,7 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 	}
 	cmd, rest := args[0], args[1:]
 	sub := ""
-	if len(rest) > 0 && (cmd == "funnel" || cmd == "stage" || cmd == "events" || cmd == "site") {
+	if len(rest) > 0 && (cmd == "funnel" || cmd == "stage" || cmd == "events" || cmd == "site" || cmd == "connection" || cmd == "conversions") {
 		sub, rest = rest[0], rest[1:]
 	}
 	switch cmd + " " + sub {
@@ -94,6 +106,22 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return siteOrigins(ctx, cfg, rest, env, true)
 	case "site remove-origin":
 		return siteOrigins(ctx, cfg, rest, env, false)
+	case "connection add":
+		return connectionAdd(ctx, cfg, rest, env)
+	case "connection list":
+		return connectionList(ctx, cfg, rest, env)
+	case "connection map":
+		return connectionMap(ctx, cfg, rest, env, false)
+	case "connection unmap":
+		return connectionMap(ctx, cfg, rest, env, true)
+	case "conversions send":
+		return conversionsSend(ctx, cfg, rest, env)
+	case "conversions log":
+		return conversionsLog(ctx, cfg, rest, env)
+	case "conversions attempts":
+		return conversionsAttempts(ctx, cfg, rest, env)
+	case "conversions retry":
+		return conversionsRetry(ctx, cfg, rest, env)
 	case "help ", "-h ", "--help ":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/conversion"
 	"github.com/pruuv/pruuv/internal/ingest"
 	"github.com/pruuv/pruuv/internal/server"
 )
@@ -40,12 +41,21 @@ func runServe(ctx context.Context, cfg config.Config, args []string, env Env) er
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set PRUUV_ADDR or --addr)", cfg.Addr, err)
 	}
-	return Serve(ctx, cfg, log, ln)
+	return serve(ctx, cfg, log, ln, platforms(cfg, env))
 }
 
 // Serve runs the server on ln until ctx is done, then shuts down gracefully:
 // readiness fails first, in-flight requests finish, queued events commit.
 func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener) error {
+	return serve(ctx, cfg, log, ln, platformClients(cfg))
+}
+
+// ServeWith is Serve with the given platform clients (tests).
+func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, clients conversion.Registry) error {
+	return serve(ctx, cfg, log, ln, clients)
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, clients conversion.Registry) error {
 	defer ln.Close()
 	st, key, err := openStore(ctx, cfg, log)
 	if err != nil {
@@ -64,6 +74,34 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	}
 	srv := server.New(st, in, log, server.WithBrowser(server.BrowserOptions{
 		TrustedProxies: proxies, IPRate: cfg.PixelIPRate, IPBurst: cfg.PixelIPBurst}))
+	metrics := conversion.NewMetrics(srv.Registerer(), st, log)
+	sched, err := conversion.ParseSchedule(cfg.ConversionsSchedule)
+	if err != nil {
+		return err
+	}
+	q, err := conversion.New(conversion.Options{Store: st, Key: key, Clients: clients, Schedule: sched, Log: log, Metrics: metrics})
+	switch {
+	case errors.Is(err, conversion.ErrNoClients):
+		// Events still queue in the outbox and are planned once a build
+		// with the platform clients runs.
+		log.Warn("conversion sending is disabled: this build has no platform clients", "err", err)
+	case err != nil:
+		return err
+	default:
+		// The loop stops with ctx, and is waited for before the store
+		// closes; a send in flight is cancelled and, with no answer, retried
+		// later under the same event id.
+		qctx, stopQueue := context.WithCancel(ctx)
+		queueDone := make(chan struct{})
+		go func() {
+			defer close(queueDone)
+			q.Loop(qctx, cfg.ConversionsPoll)
+		}()
+		defer func() {
+			stopQueue()
+			<-queueDone
+		}()
+	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -9,9 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pruuv/pruuv/internal/conversion"
 )
 
 // Config is every setting of a Pruuv process.
@@ -31,6 +34,15 @@ type Config struct {
 	TrustedProxies string
 	PixelIPRate    int // PRUUV_PIXEL_IP_RATE: Pixel events per minute per client IP, per process; 0 turns the cap off
 	PixelIPBurst   int // PRUUV_PIXEL_IP_BURST: how many of them may come at once
+
+	// ConversionsSchedule is PRUUV_CONVERSIONS_SCHEDULE: a five-field cron
+	// expression in UTC, "immediate" or "off".
+	ConversionsSchedule string
+	// ConversionsPoll is PRUUV_CONVERSIONS_POLL: how often `pruuv serve`
+	// plans new events and sends what is due.
+	ConversionsPoll time.Duration
+	// Endpoints are the platforms' base URLs (PRUUV_META_API_URL and the like).
+	Endpoints conversion.Endpoints
 }
 
 // Default returns the settings used when nothing is configured.
@@ -45,6 +57,30 @@ func Default() Config {
 		DBMaxConns:      12,
 		PixelIPRate:     60,
 		PixelIPBurst:    60,
+
+		ConversionsSchedule: conversion.DefaultSchedule,
+		ConversionsPoll:     5 * time.Second,
+		Endpoints:           conversion.DefaultEndpoints,
+	}
+}
+
+// endpointVars names the variable of each platform base URL.
+func (c *Config) endpointVars() []struct {
+	name string
+	dst  *string
+} {
+	e := &c.Endpoints
+	return []struct {
+		name string
+		dst  *string
+	}{
+		{"PRUUV_META_API_URL", &e.Meta},
+		{"PRUUV_GOOGLE_DATAMANAGER_URL", &e.GoogleDataManager},
+		{"PRUUV_GOOGLE_ADS_API_URL", &e.GoogleAds},
+		{"PRUUV_GOOGLE_OAUTH_URL", &e.GoogleOAuth},
+		{"PRUUV_TIKTOK_API_URL", &e.TikTok},
+		{"PRUUV_MICROSOFT_API_URL", &e.Microsoft},
+		{"PRUUV_MICROSOFT_OAUTH_URL", &e.MicrosoftOAuth},
 	}
 }
 
@@ -77,6 +113,17 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("PRUUV_DRAIN_DELAY=%q: want a duration such as 5s", v)
 		}
 		c.DrainDelay = d
+	}
+	set("PRUUV_CONVERSIONS_SCHEDULE", &c.ConversionsSchedule)
+	if v := getenv("PRUUV_CONVERSIONS_POLL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("PRUUV_CONVERSIONS_POLL=%q: want a duration such as 5s", v)
+		}
+		c.ConversionsPoll = d
+	}
+	for _, ev := range c.endpointVars() {
+		set(ev.name, ev.dst)
 	}
 	if v := getenv("PRUUV_DB_MAX_CONNS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -159,6 +206,17 @@ func (c Config) Validate() error {
 	if c.PixelIPBurst < 1 || c.PixelIPBurst > MaxPixelIPRate {
 		errs = append(errs, fmt.Errorf("PRUUV_PIXEL_IP_BURST=%d: want 1 to %d", c.PixelIPBurst, MaxPixelIPRate))
 	}
+	if _, err := conversion.ParseSchedule(c.ConversionsSchedule); err != nil {
+		errs = append(errs, fmt.Errorf("PRUUV_CONVERSIONS_SCHEDULE: %w", err))
+	}
+	if c.ConversionsPoll < time.Second || c.ConversionsPoll > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("PRUUV_CONVERSIONS_POLL=%s: want 1s to 10m", c.ConversionsPoll))
+	}
+	for _, ev := range c.endpointVars() {
+		if u, err := url.Parse(*ev.dst); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s=%q: want an absolute http:// or https:// URL", ev.name, *ev.dst))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -214,5 +272,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("secret_key", key), slog.String("durability", c.Durability),
 		slog.String("log_level", c.LogLevel), slog.String("shutdown_timeout", c.ShutdownTimeout.String()), slog.String("drain_delay", c.DrainDelay.String()),
 		slog.Int("db_max_conns", c.DBMaxConns), slog.String("trusted_proxies", c.TrustedProxies),
-		slog.Int("pixel_ip_rate", c.PixelIPRate), slog.Int("pixel_ip_burst", c.PixelIPBurst))
+		slog.Int("pixel_ip_rate", c.PixelIPRate), slog.Int("pixel_ip_burst", c.PixelIPBurst),
+		slog.String("conversions_schedule", c.ConversionsSchedule), slog.String("conversions_poll", c.ConversionsPoll.String()))
 }

@@ -100,3 +100,36 @@ func TestPixelSettings(t *testing.T) {
 		t.Fatalf("flags: %v %+v", err, c)
 	}
 }
+
+func TestConversionSettings(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{"PRUUV_CONVERSIONS_SCHEDULE": "*/30 * * * *", "PRUUV_CONVERSIONS_POLL": "2s",
+		"PRUUV_META_API_URL": "http://127.0.0.1:9999", "PRUUV_MICROSOFT_OAUTH_URL": "https://login.example"}))
+	if err != nil || c.Validate() != nil {
+		t.Fatalf("%v %v", err, c.Validate())
+	}
+	if c.ConversionsSchedule != "*/30 * * * *" || c.ConversionsPoll != 2*time.Second || c.Endpoints.Meta != "http://127.0.0.1:9999" ||
+		c.Endpoints.MicrosoftOAuth != "https://login.example" || c.Endpoints.TikTok != "https://business-api.tiktok.com" {
+		t.Fatalf("from env %+v", c)
+	}
+	for _, s := range []string{"immediate", "off", "@daily", "0 3 * * *"} {
+		c.ConversionsSchedule = s
+		if err := c.Validate(); err != nil {
+			t.Errorf("schedule %q refused: %v", s, err)
+		}
+	}
+	c.ConversionsSchedule, c.ConversionsPoll = "every day at 3", 0
+	c.Endpoints.GoogleAds, c.Endpoints.TikTok = "ftp://x", "/relative"
+	err = c.Validate()
+	for _, v := range []string{"PRUUV_CONVERSIONS_SCHEDULE", "PRUUV_CONVERSIONS_POLL", "PRUUV_GOOGLE_ADS_API_URL", "PRUUV_TIKTOK_API_URL"} {
+		if err == nil || !strings.Contains(err.Error(), v) {
+			t.Errorf("error does not name %s: %v", v, err)
+		}
+	}
+	if strings.Contains(err.Error(), "PRUUV_META_API_URL") {
+		t.Errorf("a valid URL was refused: %v", err)
+	}
+	if _, err := FromEnv(env(map[string]string{"PRUUV_CONVERSIONS_POLL": "often"})); err == nil {
+		t.Error("bad poll accepted")
+	}
+}
+

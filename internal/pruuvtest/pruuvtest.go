@@ -30,6 +30,7 @@ import (
 
 	"github.com/pruuv/pruuv/internal/cli"
 	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/conversion"
 )
 
 // PostgresEnv names the variable holding the test PostgreSQL's URL. When it is
@@ -205,13 +206,29 @@ func Run(t testing.TB, cfg config.Config, args ...string) string {
 
 // RunErr runs a CLI command in-process and returns stdout, stderr and the error.
 func RunErr(cfg config.Config, args ...string) (string, string, error) {
+	return RunErrWith(cfg, nil, args...)
+}
+
+// RunWith is Run with the given platform clients in place of the real ones.
+func RunWith(t testing.TB, cfg config.Config, clients conversion.Registry, args ...string) string {
+	t.Helper()
+	out, errOut, err := RunErrWith(cfg, clients, args...)
+	if err != nil {
+		t.Fatalf("pruuv %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+// RunErrWith is RunErr with the given platform clients (nil: the real ones).
+func RunErrWith(cfg config.Config, clients conversion.Registry, args ...string) (string, string, error) {
 	env := map[string]string{}
 	for _, kv := range Env(cfg) {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
 	var out, errOut bytes.Buffer
-	err := cli.Run(context.Background(), args, cli.Env{Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errOut})
+	err := cli.Run(context.Background(), args, cli.Env{Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errOut,
+		Platforms: clients})
 	return out.String(), errOut.String(), err
 }
 

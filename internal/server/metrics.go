@@ -42,3 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.events, m.latency)
 	return m
 }
+
+// Registerer is where the rest of the process (the conversion queue)
+// registers its metrics, so /metrics serves them with the server's own.
+func (s *Server) Registerer() prometheus.Registerer { return s.registry }

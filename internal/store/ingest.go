@@ -59,6 +59,9 @@ var insertChunks = []int{64, 16, 4, 1}
 type hotStatements struct {
 	lookup, dedup, counters, setCounters *sql.Stmt
 	insert                               map[int]*sql.Stmt
+	// outbox records the accepted events whose conversions are still to be
+	// planned: $1 is [[event_id, received_at], …], one statement per batch.
+	outbox *sql.Stmt
 }
 
 // rows turns a JSON array parameter into rows with a column "value" — the
@@ -108,6 +111,8 @@ func (s *Store) prepareHot(ctx context.Context) error {
 			SELECT j.value ->> 0, CAST(j.value ->> 1 AS BIGINT), CAST(j.value ->> 2 AS INTEGER) FROM ` + s.rows("$1") + ` j
 			WHERE true
 			ON CONFLICT (stage_id, window_start) DO UPDATE SET n = excluded.n`},
+		{s.w, &s.hot.outbox, `INSERT INTO conversion_outbox (event_id, created_at)
+			SELECT j.value ->> 0, CAST(j.value ->> 1 AS BIGINT) FROM ` + s.rows("$1") + ` j`},
 	}
 	for _, p := range stmts {
 		st, err := p.db.PrepareContext(ctx, p.text)
@@ -128,7 +133,7 @@ func (s *Store) prepareHot(ctx context.Context) error {
 }
 
 func (h *hotStatements) close() {
-	for _, st := range []*sql.Stmt{h.lookup, h.dedup, h.counters, h.setCounters} {
+	for _, st := range []*sql.Stmt{h.lookup, h.dedup, h.counters, h.setCounters, h.outbox} {
 		if st != nil {
 			st.Close()
 		}
@@ -324,8 +329,29 @@ func (s *Store) Ingest(ctx context.Context, items []*Item) error {
 		if _, err := tx.StmtContext(ctx, s.hot.setCounters).ExecContext(ctx, string(setJSON)); err != nil {
 			return fmt.Errorf("write hourly counts: %w", err)
 		}
-		return s.insertEvents(ctx, tx, accepted)
+		if err := s.insertEvents(ctx, tx, accepted); err != nil {
+			return err
+		}
+		return s.insertOutbox(ctx, tx, accepted)
 	})
+}
+
+// insertOutbox queues the accepted events for conversion planning in the
+// transaction that stores them, so an acknowledged event is never left
+// without its sends being decided.
+func (s *Store) insertOutbox(ctx context.Context, tx *sql.Tx, items []*Item) error {
+	rows := make([][2]any, len(items))
+	for i, it := range items {
+		rows[i] = [2]any{it.Event.ID, it.Event.ReceivedAt.UnixMilli()}
+	}
+	js, err := json.Marshal(rows)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	if _, err := tx.StmtContext(ctx, s.hot.outbox).ExecContext(ctx, string(js)); err != nil {
+		return fmt.Errorf("queue conversions: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, items []*Item) error {

@@ -1,0 +1,611 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"github.com/pruuv/pruuv/internal/conversion/google"
+	"github.com/pruuv/pruuv/internal/conversion/microsoft"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/conversion"
+	"github.com/pruuv/pruuv/internal/secret"
+	"github.com/pruuv/pruuv/internal/store"
+	"github.com/pruuv/pruuv/internal/token"
+)
+
+// platformClients builds the real platform clients, each with its own
+// http.Client, pointed at cfg.Endpoints.
+func platformClients(cfg config.Config) conversion.Registry {
+	// Each client bounds its own requests; this only stops a connection that
+	// never ends.
+	hc := func() *http.Client { return &http.Client{Timeout: 2 * time.Minute} }
+	return conversion.Registry{
+		conversion.Google:    google.New(cfg.Endpoints, hc()),
+		conversion.Microsoft: microsoft.New(cfg.Endpoints, hc()),
+	}
+}
+
+// platforms returns the clients a command uses: the test's when given.
+func platforms(cfg config.Config, env Env) conversion.Registry {
+	if env.Platforms != nil {
+		return env.Platforms
+	}
+	return platformClients(cfg)
+}
+
+func parsePlatform(s string) (conversion.Platform, error) {
+	p := conversion.Platform(strings.ToLower(strings.TrimSpace(s)))
+	if !slices.Contains(conversion.Platforms, p) {
+		return "", usagef("--platform must be meta, google, tiktok or microsoft, got %q", s)
+	}
+	return p, nil
+}
+
+// clientOf looks a platform's client up in the registry.
+func clientOf(reg conversion.Registry, p conversion.Platform) (conversion.Client, error) {
+	c, ok := reg[p]
+	if !ok || c == nil {
+		return nil, fmt.Errorf("this build of pruuv has no %s client", p)
+	}
+	return c, nil
+}
+
+// findClient resolves a client name, with a message saying how to make one.
+func findClient(ctx context.Context, st *store.Store, name string) (store.Client, error) {
+	c, err := st.ClientByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return c, fmt.Errorf("no client named %q (clients are created by: pruuv funnel create --client NAME …)", name)
+	}
+	return c, err
+}
+
+// multi is a repeatable KEY=VALUE flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+// ConnectionView is a connection as the CLI prints it: secret settings only
+// as hints.
+type ConnectionView struct {
+	ID         string            `json:"id"`
+	Client     string            `json:"client"`
+	ClientID   string            `json:"client_id"`
+	Platform   string            `json:"platform"`
+	Settings   map[string]string `json:"settings"`
+	SecretKeys []string          `json:"secret_keys"`
+	Mappings   []MappingView     `json:"mappings"`
+	CreatedAt  time.Time         `json:"created_at"`
+	UpdatedAt  time.Time         `json:"updated_at"`
+}
+
+// MappingView is one stage mapping as the CLI prints it.
+type MappingView struct {
+	StageID string `json:"stage_id"`
+	Stage   string `json:"stage"`
+	Funnel  string `json:"funnel"`
+	Event   string `json:"event"`
+}
+
+func viewOf(c store.Connection, maps []store.Mapping) ConnectionView {
+	v := ConnectionView{ID: c.ID, Client: c.ClientName, ClientID: c.ClientID, Platform: c.Platform, Settings: map[string]string{},
+		SecretKeys: []string{}, Mappings: []MappingView{}, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+	for k, s := range c.Settings {
+		v.Settings[k] = s
+	}
+	for k, h := range c.Hints {
+		v.Settings[k] = h
+		v.SecretKeys = append(v.SecretKeys, k)
+	}
+	sort.Strings(v.SecretKeys)
+	for _, m := range maps {
+		if m.ClientID == c.ClientID && m.Platform == c.Platform {
+			v.Mappings = append(v.Mappings, MappingView{StageID: m.StageID, Stage: m.StageName, Funnel: m.FunnelName, Event: m.EventName})
+		}
+	}
+	return v
+}
+
+// connectionAdd creates a connection or, when the client already has one on
+// the platform, changes the settings given and keeps the others (an upsert;
+// an empty value removes a setting). The result must pass the client's
+// Validate.
+func connectionAdd(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("connection add")
+	cfg.StorageFlags(fs)
+	clientName := fs.String("client", "", "client (advertiser) name")
+	platformArg := fs.String("platform", "", "meta, google, tiktok or microsoft")
+	var sets, files multi
+	fs.Var(&sets, "set", "a setting as KEY=VALUE (repeatable; an empty VALUE removes the setting)")
+	fs.Var(&files, "set-file", "a setting read from a file as KEY=PATH (repeatable), so secrets stay out of shell history")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("connection add takes no arguments, got %q", pos[0])
+	}
+	if strings.TrimSpace(*clientName) == "" || *platformArg == "" || len(sets)+len(files) == 0 {
+		return usagef("connection add needs --client, --platform and at least one --set KEY=VALUE")
+	}
+	p, err := parsePlatform(*platformArg)
+	if err != nil {
+		return err
+	}
+	cl, err := clientOf(platforms(cfg, env), p)
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, k := range cl.Keys() {
+		known[k.Name] = true
+	}
+	changes := map[string]string{}
+	for _, kv := range sets {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return usagef("--set %q: want KEY=VALUE", kv)
+		}
+		changes[strings.TrimSpace(k)] = v
+	}
+	for _, kv := range files {
+		k, path, ok := strings.Cut(kv, "=")
+		if !ok {
+			return usagef("--set-file %q: want KEY=PATH", kv)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("--set-file %s: %w", k, err)
+		}
+		changes[strings.TrimSpace(k)] = strings.TrimRight(string(b), "\r\n")
+	}
+	for k := range changes {
+		if !known[k] {
+			return usagef("%s has no setting %q (settings: %s)", p, k, conversion.KeyNames(cl.Keys()))
+		}
+	}
+	st, key, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	client, err := findClient(ctx, st, strings.TrimSpace(*clientName))
+	if err != nil {
+		return err
+	}
+	conn, err := st.GetConnection(ctx, client.ID, string(p))
+	settings := map[string]string{}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		conn = store.Connection{ID: token.NewID("con"), ClientID: client.ID, Platform: string(p)}
+	case err != nil:
+		return err
+	default:
+		if settings, err = conversion.OpenSettings(key, conn); err != nil {
+			return fmt.Errorf("the stored %s connection cannot be read with this secret key: %w", p, err)
+		}
+	}
+	for k, v := range changes {
+		if v == "" {
+			delete(settings, k)
+		} else {
+			settings[k] = v
+		}
+	}
+	if err := cl.Validate(settings); err != nil {
+		return fmt.Errorf("%s connection of %q: %w", p, client.Name, err)
+	}
+	if err := conversion.SealSettings(key, cl.Keys(), &conn, settings); err != nil {
+		return err
+	}
+	if err := st.PutConnection(ctx, conn, time.Now()); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("%w; run the command again", err)
+		}
+		return err
+	}
+	saved, err := st.GetConnection(ctx, client.ID, string(p))
+	if err != nil {
+		return err
+	}
+	maps, err := st.ListMappings(ctx)
+	if err != nil {
+		return err
+	}
+	v := viewOf(saved, maps)
+	if *asJSON {
+		return printJSON(env.Stdout, v)
+	}
+	fmt.Fprintf(env.Stdout, "Connection %s: %s on %s\n", v.ID, v.Client, v.Platform)
+	printSettings(env, v)
+	return nil
+}
+
+func printSettings(env Env, v ConnectionView) {
+	names := make([]string, 0, len(v.Settings))
+	for k := range v.Settings {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	for _, k := range names {
+		fmt.Fprintf(tw, "  %s\t%s\n", k, v.Settings[k])
+	}
+	for _, m := range v.Mappings {
+		fmt.Fprintf(tw, "  stage %s (%s / %s)\t→ %s\n", m.StageID, m.Funnel, m.Stage, m.Event)
+	}
+	tw.Flush()
+}
+
+func connectionList(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("connection list")
+	cfg.StorageFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("connection list takes no arguments, got %q", pos[0])
+	}
+	st, _, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	conns, err := st.ListConnections(ctx)
+	if err != nil {
+		return err
+	}
+	maps, err := st.ListMappings(ctx)
+	if err != nil {
+		return err
+	}
+	out := []ConnectionView{}
+	for _, c := range conns {
+		out = append(out, viewOf(c, maps))
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, out)
+	}
+	for _, v := range out {
+		fmt.Fprintf(env.Stdout, "%s  %s on %s\n", v.ID, v.Client, v.Platform)
+		printSettings(env, v)
+	}
+	if len(out) == 0 {
+		fmt.Fprintln(env.Stderr, "no connections")
+	}
+	return nil
+}
+
+// connectionMap sets or (unmap, or --event ”) removes what a stage sends to
+// a platform. The stage must be one of the client's; a connection need not
+// exist yet.
+func connectionMap(ctx context.Context, cfg config.Config, args []string, env Env, unmap bool) error {
+	name := "connection map"
+	if unmap {
+		name = "connection unmap"
+	}
+	fs := newFlags(name)
+	cfg.StorageFlags(fs)
+	clientName := fs.String("client", "", "client (advertiser) name")
+	platformArg := fs.String("platform", "", "meta, google, tiktok or microsoft")
+	stage := fs.String("stage", "", "stage id")
+	ev := new(string)
+	if !unmap {
+		ev = fs.String("event", "", "what the stage sends: a Meta/TikTok event name, a Google conversion action, a Microsoft goal ('' removes the mapping)")
+	}
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("%s takes no arguments, got %q", name, pos[0])
+	}
+	eventSet := unmap
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "event" {
+			eventSet = true
+		}
+	})
+	if strings.TrimSpace(*clientName) == "" || *platformArg == "" || *stage == "" || !eventSet {
+		if unmap {
+			return usagef("connection unmap needs --client, --platform and --stage")
+		}
+		return usagef("connection map needs --client, --platform, --stage and --event")
+	}
+	*ev = strings.TrimSpace(*ev)
+	if len(*ev) > maxName {
+		return usagef("--event must be at most %d bytes", maxName)
+	}
+	p, err := parsePlatform(*platformArg)
+	if err != nil {
+		return err
+	}
+	st, _, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	client, err := findClient(ctx, st, strings.TrimSpace(*clientName))
+	if err != nil {
+		return err
+	}
+	if err := st.SetMapping(ctx, client.ID, *stage, string(p), *ev, time.Now()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("stage %q is not a stage of %q's funnels (see: pruuv stage list)", *stage, client.Name)
+		}
+		return err
+	}
+	var event any
+	if *ev != "" {
+		event = *ev
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, map[string]any{"client": client.Name, "platform": string(p), "stage_id": *stage, "event": event})
+	}
+	if *ev == "" {
+		fmt.Fprintf(env.Stdout, "Stage %s sends nothing to %s.\n", *stage, p)
+	} else {
+		fmt.Fprintf(env.Stdout, "Stage %s sends %q to %s.\n", *stage, *ev, p)
+	}
+	return nil
+}
+
+// newQueue builds the queue a command runs, refusing a build without every
+// platform's client.
+func newQueue(cfg config.Config, env Env, st *store.Store, key secret.Key) (*conversion.Queue, error) {
+	sched, err := conversion.ParseSchedule(cfg.ConversionsSchedule)
+	if err != nil {
+		return nil, err
+	}
+	q, err := conversion.New(conversion.Options{Store: st, Key: key, Clients: platforms(cfg, env), Schedule: sched, Log: quiet(env)})
+	if errors.Is(err, conversion.ErrNoClients) {
+		return nil, fmt.Errorf("this build of pruuv cannot send conversions: %w", err)
+	}
+	return q, err
+}
+
+func conversionsSend(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("conversions send")
+	cfg.StorageFlags(fs)
+	clientName := fs.String("client", "", "only this client's sends")
+	dry := fs.Bool("dry-run", false, "show what would be sent, change nothing")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("conversions send takes no arguments, got %q", pos[0])
+	}
+	st, key, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	clientID := ""
+	if *clientName != "" {
+		c, err := findClient(ctx, st, *clientName)
+		if err != nil {
+			return err
+		}
+		clientID = c.ID
+	}
+	q, err := newQueue(cfg, env, st, key)
+	if err != nil {
+		return err
+	}
+	if *dry {
+		pv, err := q.DryRun(ctx, clientID)
+		if err != nil {
+			return err
+		}
+		if pv == nil {
+			pv = []conversion.Preview{}
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, map[string]any{"dry_run": true, "sends": pv})
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "WOULD\tPLATFORM\tBATCH\tEVENT ID\tREASON\tSUMMARY")
+		for _, p := range pv {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", p.Would, p.Platform, p.Batch, p.EventID, p.Reason, p.Summary)
+		}
+		tw.Flush()
+		fmt.Fprintln(env.Stderr, "dry run: nothing was planned, sent or changed")
+		return nil
+	}
+	rep, err := q.Run(ctx, conversion.RunOptions{Force: true, ClientID: clientID})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, rep)
+	}
+	fmt.Fprintf(env.Stdout, "planned %d events; %d requests: %d sent, %d retrying, %d failed, %d skipped, %d deferred\n",
+		rep.Planned, rep.Requests, rep.Sent, rep.Retrying, rep.Failed, rep.Skipped, rep.Deferred)
+	return nil
+}
+
+var statuses = []conversion.Status{conversion.StatusPending, conversion.StatusRetrying, conversion.StatusSent, conversion.StatusFailed, conversion.StatusSkipped}
+
+func conversionsLog(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("conversions log")
+	cfg.StorageFlags(fs)
+	platformArg := fs.String("platform", "", "only this platform")
+	status := fs.String("status", "", "only this status: pending, retrying, sent, failed or skipped")
+	clientName := fs.String("client", "", "only this client")
+	eventID := fs.String("event", "", "only this event")
+	limit := fs.Int("limit", 100, "at most this many sends, most recently changed first (1 to 100000)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("conversions log takes no arguments, got %q", pos[0])
+	}
+	f := store.SendFilter{Status: *status, EventID: *eventID, Limit: *limit}
+	if *limit < 1 || *limit > 100_000 {
+		return usagef("--limit must be between 1 and 100000")
+	}
+	if *status != "" && !slices.Contains(statuses, conversion.Status(*status)) {
+		return usagef("--status must be pending, retrying, sent, failed or skipped")
+	}
+	if *platformArg != "" {
+		p, err := parsePlatform(*platformArg)
+		if err != nil {
+			return err
+		}
+		f.Platform = string(p)
+	}
+	st, _, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if *clientName != "" {
+		c, err := findClient(ctx, st, *clientName)
+		if err != nil {
+			return err
+		}
+		f.ClientID = c.ID
+	}
+	rows, err := st.ListSends(ctx, f)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if rows == nil {
+			rows = []store.SendRow{}
+		}
+		return printJSON(env.Stdout, rows)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UPDATED\tCLIENT\tPLATFORM\tEVENT ID\tSTATUS\tREASON\tATTEMPTS\tHTTP\tMESSAGE")
+	for _, r := range rows {
+		code := "-"
+		if r.HTTPStatus != nil {
+			code = fmt.Sprint(*r.HTTPStatus)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.UpdatedAt.Format(time.RFC3339), r.Client, r.Platform, r.EventID,
+			r.Status, r.Reason, r.Attempts, code, r.Message)
+	}
+	tw.Flush()
+	if len(rows) == 0 {
+		fmt.Fprintln(env.Stderr, "no conversion sends")
+	}
+	return nil
+}
+
+func conversionsAttempts(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("conversions attempts")
+	cfg.StorageFlags(fs)
+	platformArg := fs.String("platform", "", "only this platform")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("conversions attempts needs exactly one EVENT_ID")
+	}
+	platform := ""
+	if *platformArg != "" {
+		p, err := parsePlatform(*platformArg)
+		if err != nil {
+			return err
+		}
+		platform = string(p)
+	}
+	st, _, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	atts, err := st.ListAttempts(ctx, pos[0], platform)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if atts == nil {
+			atts = []store.AttemptRow{}
+		}
+		return printJSON(env.Stdout, atts)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AT\tPLATFORM\tOUTCOME\tHTTP\tMESSAGE\tSUMMARY")
+	for _, a := range atts {
+		code := "-"
+		if a.HTTPStatus != nil {
+			code = fmt.Sprint(*a.HTTPStatus)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.At.Format(time.RFC3339), a.Platform, a.Outcome, code, a.Message, a.Summary)
+	}
+	tw.Flush()
+	if len(atts) == 0 {
+		fmt.Fprintln(env.Stderr, "no attempts")
+	}
+	return nil
+}
+
+func conversionsRetry(ctx context.Context, cfg config.Config, args []string, env Env) error {
+	fs := newFlags("conversions retry")
+	cfg.StorageFlags(fs)
+	platformArg := fs.String("platform", "", "only the send to this platform")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("conversions retry needs exactly one EVENT_ID")
+	}
+	platform := ""
+	if *platformArg != "" {
+		p, err := parsePlatform(*platformArg)
+		if err != nil {
+			return err
+		}
+		platform = string(p)
+	}
+	st, _, err := openStore(ctx, cfg, quiet(env))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ps, err := st.RetrySend(ctx, pos[0], platform, time.Now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("event %q has no conversion send%s (see: pruuv conversions log)", pos[0], onPlatform(platform))
+	case errors.Is(err, store.ErrNotRetryable):
+		return fmt.Errorf("event %q has no failed or skipped send%s to retry", pos[0], onPlatform(platform))
+	case err != nil:
+		return err
+	}
+	sort.Strings(ps)
+	if *asJSON {
+		return printJSON(env.Stdout, map[string]any{"event_id": pos[0], "platforms": ps, "status": string(conversion.StatusPending)})
+	}
+	fmt.Fprintf(env.Stdout, "Re-queued event %s on %s; it goes with the next run (or: pruuv conversions send).\n", pos[0], strings.Join(ps, ", "))
+	return nil
+}
+
+func onPlatform(p string) string {
+	if p == "" {
+		return ""
+	}
+	return " on " + p
+}
