@@ -113,7 +113,9 @@ func New(opts Options) *Fake {
 	return &Fake{opts: opts, partial: map[string]bool{}, firstSeen: map[string]time.Time{}}
 }
 
-// FailNext makes the next n requests fail with k, before any check.
+// FailNext makes the next n requests answer with k instead of being checked.
+// The route, method and body are still read first (so Requests shows where
+// the token was); a request refused for those consumes the failure.
 func (f *Fake) FailNext(n int, k Kind) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

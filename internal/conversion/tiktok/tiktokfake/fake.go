@@ -122,7 +122,9 @@ func New(opts Options) *Fake {
 	return &Fake{opts: opts, partial: map[string]bool{}, firstSeen: map[string]time.Time{}}
 }
 
-// FailNext makes the next n requests fail with k, before any check.
+// FailNext makes the next n requests answer with k instead of being checked.
+// ServerError, TooManyRequests and Hang come from a gateway and answer any
+// route; TikTok's own codes answer only POSTs to Path.
 func (f *Fake) FailNext(n int, k Kind) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
