@@ -168,11 +168,10 @@ type graphError struct {
 // answer maps Meta's answer to one Result per conversion.
 func answer(batch []conversion.Conversion, resp *http.Response, body []byte, token string, now time.Time) []conversion.Result {
 	status := resp.StatusCode
-	r := conversion.Result{HTTPStatus: status, RetryAfter: retryAfter(resp.Header, now)}
 	if status/100 == 2 {
 		// Meta documents any 2xx as accepted; the counts are for the log.
+		r := conversion.Result{Outcome: conversion.Sent, HTTPStatus: status}
 		var ok success
-		r.Outcome = conversion.Sent
 		if json.Unmarshal(body, &ok) == nil && ok.EventsReceived != nil {
 			r.Message = fmt.Sprintf("events_received %d", *ok.EventsReceived)
 			if len(ok.Messages) > 0 {
@@ -182,9 +181,11 @@ func answer(batch []conversion.Conversion, resp *http.Response, body []byte, tok
 				r.Message += "; fbtrace_id " + ok.FBTraceID
 			}
 		}
-		return all(batch, conversion.Result{Outcome: r.Outcome, HTTPStatus: status, Message: redact(r.Message, token)})
+		r.Message = redact(r.Message, token)
+		return all(batch, r)
 	}
 
+	r := conversion.Result{HTTPStatus: status, RetryAfter: retryAfter(resp.Header, now)}
 	var ge graphError
 	if json.Unmarshal(body, &ge) != nil || ge.Error == nil {
 		r.Message = fmt.Sprintf("HTTP %d: %s", status, snippet(body))
