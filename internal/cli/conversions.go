@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"github.com/pruuv/pruuv/internal/conversion/google"
+	"github.com/pruuv/pruuv/internal/conversion/meta"
 	"github.com/pruuv/pruuv/internal/conversion/microsoft"
+	"github.com/pruuv/pruuv/internal/conversion/tiktok"
 	"net/http"
 	"os"
 	"slices"
@@ -29,7 +31,9 @@ func platformClients(cfg config.Config) conversion.Registry {
 	// never ends.
 	hc := func() *http.Client { return &http.Client{Timeout: 2 * time.Minute} }
 	return conversion.Registry{
+		conversion.Meta:      meta.New(cfg.Endpoints.Meta, hc()),
 		conversion.Google:    google.New(cfg.Endpoints, hc()),
+		conversion.TikTok:    tiktok.New(cfg.Endpoints.TikTok, hc()),
 		conversion.Microsoft: microsoft.New(cfg.Endpoints, hc()),
 	}
 }
