@@ -95,7 +95,8 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 }
 
 // track answers in the contract's order: size, site key, origin, stage,
-// validation (the webhook's, but for a click_timestamp out of range), the per-IP cap, duplicate, the stage's Pixel quota, store.
+// validation (the webhook's, but for a click_timestamp out of range), the
+// per-IP cap, duplicate, the stage's Pixel quota, store.
 func (s *Server) track(w http.ResponseWriter, r *http.Request) string {
 	w.Header().Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
