@@ -236,6 +236,10 @@ func (s *Service) Login(ctx context.Context, email, password, clientIP string) (
 	if err != nil {
 		return "", store.User{}, err
 	}
+	// Logins are rare: a good moment to drop sessions that have ended.
+	if err := s.st.PruneSessions(ctx, now, now.Add(-s.idle)); err != nil {
+		s.log.Warn("prune sessions", "err", err)
+	}
 	return sid, u, nil
 }
 

@@ -26,6 +26,11 @@ Usage:
   pruuv stage rotate-token STAGE_ID [--overlap 24h] [--json]
   pruuv stage set-limit STAGE_ID --per-hour N [--json]
   pruuv events list [--stage STAGE_ID] [--limit N] [--json]
+  pruuv user create --email EMAIL (--password-stdin | --password PASSWORD)
+  pruuv user set-password --email EMAIL (--password-stdin | --password PASSWORD)
+  pruuv apikey create --name NAME [--json]      # prints {"api_key":…} once
+  pruuv apikey list [--json]
+  pruuv apikey revoke KEY_ID
 
 Every command reads PRUUV_DATA_DIR, PRUUV_DATABASE_URL and PRUUV_SECRET_KEY,
 and takes --data-dir and --database-url to override them.
@@ -42,6 +47,7 @@ func usagef(format string, args ...any) error { return &UsageError{fmt.Sprintf(f
 // Env is what a command gets from its process.
 type Env struct {
 	Getenv func(string) string
+	Stdin  io.Reader // nil reads as empty
 	Stdout io.Writer
 	Stderr io.Writer
 }
@@ -66,7 +72,7 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 	}
 	cmd, rest := args[0], args[1:]
 	sub := ""
-	if len(rest) > 0 && (cmd == "funnel" || cmd == "stage" || cmd == "events") {
+	if len(rest) > 0 && (cmd == "funnel" || cmd == "stage" || cmd == "events" || cmd == "user" || cmd == "apikey") {
 		sub, rest = rest[0], rest[1:]
 	}
 	switch cmd + " " + sub {
@@ -82,6 +88,16 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return stageSetLimit(ctx, cfg, rest, env)
 	case "events list":
 		return eventsList(ctx, cfg, rest, env)
+	case "user create":
+		return userCreate(ctx, cfg, rest, env, false)
+	case "user set-password":
+		return userCreate(ctx, cfg, rest, env, true)
+	case "apikey create":
+		return apikeyCreate(ctx, cfg, rest, env)
+	case "apikey list":
+		return apikeyList(ctx, cfg, rest, env)
+	case "apikey revoke":
+		return apikeyRevoke(ctx, cfg, rest, env)
 	case "help ", "-h ", "--help ":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

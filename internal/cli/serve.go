@@ -10,7 +10,11 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/pruuv/pruuv/internal/api"
+	"github.com/pruuv/pruuv/internal/auth"
 	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/dashboard"
+	"github.com/pruuv/pruuv/internal/funnel"
 	"github.com/pruuv/pruuv/internal/ingest"
 	"github.com/pruuv/pruuv/internal/server"
 )
@@ -58,7 +62,17 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	}
 	in := ingest.New(ingest.Options{Store: st, Key: key, Log: log, Writers: writers})
 	defer in.Close()
-	srv := server.New(st, in, log)
+	au := auth.New(auth.Options{Store: st, Key: key, Log: log})
+	fu := funnel.New(st, key, au)
+	dash, err := dashboard.New(dashboard.Options{Store: st, Auth: au, Funnels: fu, Log: log, PublicURL: cfg.PublicURL, ClientIPHeader: cfg.ClientIPHeader})
+	if err != nil {
+		return err
+	}
+	adm, err := api.New(api.Options{Store: st, Auth: au, Funnels: fu, Log: log})
+	if err != nil {
+		return err
+	}
+	srv := server.New(st, in, log, dash, adm)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,

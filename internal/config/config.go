@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,8 @@ type Config struct {
 	ShutdownTimeout time.Duration // PRUUV_SHUTDOWN_TIMEOUT: how long in-flight requests get on SIGTERM
 	DBMaxConns      int           // PRUUV_DB_MAX_CONNS: PostgreSQL connections per process
 	DrainDelay      time.Duration // PRUUV_DRAIN_DELAY: on SIGTERM, how long /readyz fails while requests are still served
+	PublicURL       string        // PRUUV_PUBLIC_URL: the external origin, e.g. https://pruuv.example.com (endpoint URLs, Secure cookies)
+	ClientIPHeader  string        // PRUUV_CLIENT_IP_HEADER: header a trusted proxy sets to the client address (login limiter)
 }
 
 // Default returns the settings used when nothing is configured.
@@ -55,6 +58,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	set("PRUUV_DURABILITY", &c.Durability)
 	set("PRUUV_LOG_LEVEL", &c.LogLevel)
 	set("PRUUV_LOG_FORMAT", &c.LogFormat)
+	set("PRUUV_PUBLIC_URL", &c.PublicURL)
+	set("PRUUV_CLIENT_IP_HEADER", &c.ClientIPHeader)
 	if v := getenv("PRUUV_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -94,6 +99,7 @@ func (c *Config) ServeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text (PRUUV_LOG_FORMAT)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time in-flight requests get on SIGTERM (PRUUV_SHUTDOWN_TIMEOUT)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGTERM, time /readyz fails before the listener closes (PRUUV_DRAIN_DELAY)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "external origin of this instance, e.g. https://pruuv.example.com (PRUUV_PUBLIC_URL)")
 }
 
 // Validate says what to fix, naming the variable, for every bad setting.
@@ -123,10 +129,28 @@ func (c Config) Validate() error {
 	if c.DBMaxConns < 2 || c.DBMaxConns > 1000 {
 		errs = append(errs, fmt.Errorf("PRUUV_DB_MAX_CONNS=%d: want 2 to 1000", c.DBMaxConns))
 	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("PRUUV_PUBLIC_URL=%q: want an origin such as https://pruuv.example.com (scheme and host, no path)", c.PublicURL))
+		}
+	}
+	if c.ClientIPHeader != "" && !validHeaderName(c.ClientIPHeader) {
+		errs = append(errs, fmt.Errorf("PRUUV_CLIENT_IP_HEADER=%q: want a header name such as X-Real-IP", c.ClientIPHeader))
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PRUUV_SHUTDOWN_TIMEOUT=%s: want a positive duration", c.ShutdownTimeout))
 	}
 	return errors.Join(errs...)
+}
+
+func validHeaderName(s string) bool {
+	for _, r := range s {
+		if !(r == '-' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Level parses LogLevel.
@@ -152,5 +176,5 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr), slog.String("data_dir", c.DataDir), slog.String("database", db),
 		slog.String("secret_key", key), slog.String("durability", c.Durability),
 		slog.String("log_level", c.LogLevel), slog.String("shutdown_timeout", c.ShutdownTimeout.String()), slog.String("drain_delay", c.DrainDelay.String()),
-		slog.Int("db_max_conns", c.DBMaxConns))
+		slog.Int("db_max_conns", c.DBMaxConns), slog.String("public_url", c.PublicURL), slog.String("client_ip_header", c.ClientIPHeader))
 }

@@ -22,13 +22,22 @@ type Server struct {
 	metrics  *metrics
 	registry *prometheus.Registry
 	draining atomic.Bool
+	surfaces []Surface
 }
 
-// New builds the HTTP surface over an open store and a running ingest service.
-func New(st *store.Store, in *ingest.Service, log *slog.Logger) *Server {
+// Surface is a set of routes mounted beside the Webhook API: the dashboard
+// (internal/dashboard) and the admin API (internal/api) each keep theirs in
+// one table and register them here.
+type Surface interface {
+	Register(mux *http.ServeMux)
+}
+
+// New builds the HTTP surface over an open store and a running ingest
+// service, with the given surfaces mounted.
+func New(st *store.Store, in *ingest.Service, log *slog.Logger, surfaces ...Surface) *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	return &Server{store: st, ingest: in, log: log, metrics: newMetrics(reg), registry: reg}
+	return &Server{store: st, ingest: in, log: log, metrics: newMetrics(reg), registry: reg, surfaces: surfaces}
 }
 
 // Drain makes /readyz fail so load balancers stop sending traffic before the
@@ -47,5 +56,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	// The dashboard's pages (login, /funnels, /connections/webhooks, /events…)
+	// and the admin API under /api/v1/.
+	for _, sf := range s.surfaces {
+		sf.Register(mux)
+	}
 	return mux
 }
