@@ -139,7 +139,9 @@ func (a *API) routes() []Route {
 				return stagesOut{orEmpty(ss)}, err
 			}},
 		{Method: "GET", Path: Prefix + "/stages/{id}", ID: "getStage", Summary: "Get a stage", Result: store.Stage{},
-			h: func(r *http.Request, _ store.APIKey) (any, error) { return a.Store.GetStage(r.Context(), r.PathValue("id")) }},
+			h: func(r *http.Request, _ store.APIKey) (any, error) {
+				return a.Store.GetStage(r.Context(), r.PathValue("id"))
+			}},
 		{Method: "PATCH", Path: Prefix + "/stages/{id}", ID: "updateStage", Summary: "Rename a stage, move it to a position, or set its hourly limit",
 			Body: stagePatch{}, Result: store.Stage{}, h: a.updateStage},
 		{Method: "POST", Path: Prefix + "/stages/{id}/rotate-token", ID: "rotateStageToken",
@@ -179,7 +181,9 @@ func (a *API) routes() []Route {
 				{"limit", "integer", "at most this many (1 to 1000, default 100)"},
 			}, Result: eventsOut{}, h: a.listEvents},
 		{Method: "GET", Path: Prefix + "/events/{id}", ID: "getEvent", Summary: "Get an event with every field", Result: event.Event{},
-			h: func(r *http.Request, _ store.APIKey) (any, error) { return a.Store.GetEvent(r.Context(), r.PathValue("id")) }},
+			h: func(r *http.Request, _ store.APIKey) (any, error) {
+				return a.Store.GetEvent(r.Context(), r.PathValue("id"))
+			}},
 	}
 }
 
