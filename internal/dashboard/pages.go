@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -384,7 +385,7 @@ type eventsData struct {
 	StageOf map[string]store.Stage
 	Events  []event.Event
 	Filter  url.Values
-	Next    string // query of the next (older) page, empty on the last
+	Next    template.URL // query of the next (older) page, empty on the last; built by url.Values.Encode
 }
 
 // eventFilter reads the browser's filters from a query. Dates are UTC days;
@@ -437,7 +438,7 @@ func (d *Dashboard) eventsPage(w http.ResponseWriter, r *http.Request, s *sessio
 				next[k] = v
 			}
 			next.Set("before", evs[len(evs)-1].ID)
-			data.Next = next.Encode()
+			data.Next = template.URL(next.Encode())
 		}
 		data.Events = evs
 	}
