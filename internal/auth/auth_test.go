@@ -291,3 +291,10 @@ func TestAPIKeys(t *testing.T) {
 		}
 	})
 }
+
+func BenchmarkCheckPassword(b *testing.B) {
+	h := auth.HashPassword("correct horse battery")
+	for b.Loop() {
+		auth.CheckPassword(h, "correct horse battery")
+	}
+}

@@ -13,9 +13,9 @@ import (
 )
 
 // Argon2id parameters of new hashes: the first of OWASP's recommended
-// configurations (19 MiB, 2 passes, 1 lane), about 25–40 ms on one core of
-// the project's machines. They are written into each hash, so raising them
-// later leaves old hashes verifiable.
+// configurations (19 MiB, 2 passes, 1 lane): about 70 ms a check on the
+// project's shared 2-core machines (BenchmarkCheckPassword). They are written
+// into each hash, so raising them later leaves old hashes verifiable.
 const (
 	argonMemory  = 19 * 1024 // KiB
 	argonTime    = 2
