@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,13 +36,21 @@ func TestEventsBrowser(t *testing.T) {
 				`{"reference":"W-1","utm_source":"bing","revenue_value":250,"currency":"gbp","gclid":"EAIaIQobCh...","job_title":"<b>CTO</b>"}`)
 			wonID := won.JSON["event_id"].(string)
 
-			all := rows(b.get("/events"))
-			if len(all) != dashboard.PageSize || all[0] != wonID || all[1] != lead[0] {
-				t.Fatalf("first page: %d rows, first %v", len(all), all[:2])
+			// Newest first means by id, descending: UUIDv7 ids order by
+			// millisecond, and within one millisecond by their random bits.
+			desc := func(ids []string) []string {
+				out := slices.Clone(ids)
+				slices.Sort(out)
+				slices.Reverse(out)
+				return out
 			}
+			everything := desc(append([]string{wonID}, lead...))
+			if all := rows(b.get("/events")); !slices.Equal(all, everything[:dashboard.PageSize]) {
+				t.Fatalf("first page: %d rows, not the newest by id", len(all))
+			}
+			lead = desc(lead)
 			p := b.get("/events?stage=" + stages[0].ID)
-			got := rows(p)
-			if len(got) != dashboard.PageSize || got[0] != lead[0] {
+			if got := rows(p); !slices.Equal(got, lead[:dashboard.PageSize]) {
 				t.Fatalf("stage filter: %d rows", len(got))
 			}
 			next := regexp.MustCompile(`href="/events\?([^"]+)" rel="next"`).FindStringSubmatch(p.body)
@@ -49,7 +58,7 @@ func TestEventsBrowser(t *testing.T) {
 				t.Fatal("no next-page link")
 			}
 			p2 := b.get("/events?" + strings.ReplaceAll(next[1], "&amp;", "&"))
-			if got := rows(p2); len(got) != 3 || got[0] != lead[dashboard.PageSize] || got[2] != lead[len(lead)-1] {
+			if got := rows(p2); !slices.Equal(got, lead[dashboard.PageSize:]) {
 				t.Fatalf("second page: %v", got)
 			}
 			if strings.Contains(p2.body, `rel="next"`) {
