@@ -188,6 +188,7 @@ func Env(cfg config.Config) []string {
 		"PRUUV_ADDR=" + cfg.Addr, "PRUUV_DATA_DIR=" + cfg.DataDir, "PRUUV_DATABASE_URL=" + cfg.DatabaseURL,
 		"PRUUV_SECRET_KEY=" + cfg.SecretKey, "PRUUV_LOG_LEVEL=" + cfg.LogLevel, "PRUUV_DURABILITY=" + cfg.Durability,
 		"PRUUV_DB_MAX_CONNS=" + strconv.Itoa(cfg.DBMaxConns), "PRUUV_DRAIN_DELAY=" + cfg.DrainDelay.String(),
+		"PRUUV_PUBLIC_URL=" + cfg.PublicURL, "PRUUV_CLIENT_IP_HEADER=" + cfg.ClientIPHeader,
 	}
 }
 
