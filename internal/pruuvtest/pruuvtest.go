@@ -191,6 +191,7 @@ func Env(cfg config.Config) []string {
 		"PRUUV_DB_MAX_CONNS=" + strconv.Itoa(cfg.DBMaxConns), "PRUUV_DRAIN_DELAY=" + cfg.DrainDelay.String(),
 		"PRUUV_TRUSTED_PROXIES=" + cfg.TrustedProxies, "PRUUV_PIXEL_IP_RATE=" + strconv.Itoa(cfg.PixelIPRate),
 		"PRUUV_PIXEL_IP_BURST=" + strconv.Itoa(cfg.PixelIPBurst),
+		"PRUUV_PUBLIC_URL=" + cfg.PublicURL, "PRUUV_CLIENT_IP_HEADER=" + cfg.ClientIPHeader,
 	}
 }
 
