@@ -6,7 +6,6 @@ package meta
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -85,10 +84,7 @@ var _ conversion.Client = (*Client)(nil)
 // New returns a client for the Graph API at baseURL (https://graph.facebook.com
 // in production). A nil hc gets an http.Client that follows no redirects.
 func New(baseURL string, hc conversion.HTTPDoer) *Client {
-	if hc == nil {
-		hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc, Timeout: Timeout}
+	return &Client{base: strings.TrimRight(baseURL, "/"), hc: conversion.Doer(hc), Timeout: Timeout}
 }
 
 // Platform implements conversion.Client.
@@ -189,8 +185,8 @@ func (*Client) Summary(c *conversion.Conversion) string {
 			ud = append(ud, name+"="+v)
 		}
 	}
-	add("em", cut(f.EmailSHA256, 8))
-	add("ph", cut(f.PhoneMetaSHA256, 8))
+	add("em", conversion.Shorten(f.EmailSHA256, 8))
+	add("ph", conversion.Shorten(f.PhoneMetaSHA256, 8))
 	for _, ck := range []struct {
 		name, v string
 		re      *regexp.Regexp
@@ -198,7 +194,7 @@ func (*Client) Summary(c *conversion.Conversion) string {
 		switch {
 		case ck.v == "":
 		case ck.re.MatchString(ck.v):
-			add(ck.name, cut(ck.v, 6))
+			add(ck.name, conversion.Shorten(ck.v, 6))
 		default:
 			ud = append(ud, ck.name+"=malformed,not-sent")
 		}
@@ -218,15 +214,4 @@ func (*Client) Summary(c *conversion.Conversion) string {
 		fmt.Fprintf(&b, " custom_data{value=%s currency=%s}", event.FormatMicros(f.RevenueMicros), f.Currency)
 	}
 	return b.String()
-}
-
-// cut shortens s to its first n characters and an ellipsis.
-func cut(s string, n int) string {
-	for i := range s {
-		if n == 0 {
-			return s[:i] + "…"
-		}
-		n--
-	}
-	return s
 }

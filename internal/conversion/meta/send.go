@@ -1,11 +1,9 @@
 package meta
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -16,9 +14,6 @@ import (
 	"github.com/pruuv/pruuv/internal/conversion"
 	"github.com/pruuv/pruuv/internal/event"
 )
-
-// maxAnswer bounds how much of an answer is read.
-const maxAnswer = 1 << 20
 
 // serverEvent is one element of the request's data array.
 type serverEvent struct {
@@ -104,7 +99,7 @@ func (c *Client) Send(ctx context.Context, conn conversion.Connection, batch []c
 		return append(c.Send(ctx, conn, batch[:MaxEvents]), c.Send(ctx, conn, batch[MaxEvents:])...)
 	}
 	if err := c.Validate(conn.Settings); err != nil {
-		return all(batch, conversion.Result{Outcome: conversion.Permanent, Message: "connection settings: " + err.Error()})
+		return conversion.AllResults(len(batch), conversion.Result{Outcome: conversion.Permanent, Message: "connection settings: " + err.Error()})
 	}
 	token := conn.Settings[SettingAccessToken]
 	actionSource := setting(conn.Settings, SettingActionSource)
@@ -114,7 +109,7 @@ func (c *Client) Send(ctx context.Context, conn conversion.Connection, batch []c
 	}
 	data, err := json.Marshal(events)
 	if err != nil {
-		return all(batch, conversion.Result{Outcome: conversion.Permanent, Message: "encoding the events: " + err.Error()})
+		return conversion.AllResults(len(batch), conversion.Result{Outcome: conversion.Permanent, Message: "encoding the events: " + err.Error()})
 	}
 	form := url.Values{"data": {string(data)}, "access_token": {token}}
 	if code := conn.Settings[SettingTestEventCode]; code != "" {
@@ -122,23 +117,19 @@ func (c *Client) Send(ctx context.Context, conn conversion.Connection, batch []c
 	}
 	endpoint := c.base + "/" + setting(conn.Settings, SettingAPIVersion) + "/" + conn.Settings[SettingPixelID] + "/events"
 
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return all(batch, conversion.Result{Outcome: conversion.Permanent, Message: "building the request: " + err.Error()})
+		return conversion.AllResults(len(batch), conversion.Result{Outcome: conversion.Permanent, Message: "building the request: " + err.Error()})
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return all(batch, conversion.Result{Outcome: conversion.Transient, Message: redact("no answer: "+err.Error(), token)})
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil && resp.StatusCode/100 != 2 {
-		return all(batch, conversion.Result{Outcome: conversion.Transient, HTTPStatus: resp.StatusCode,
-			Message: redact("reading the answer: "+err.Error(), token)})
+	resp, body, err := conversion.Exchange(c.hc, req, c.Timeout, conversion.MaxAnswer)
+	switch {
+	case resp == nil:
+		return conversion.AllResults(len(batch), conversion.Result{Outcome: conversion.Transient, Message: conversion.Redact("no answer: "+err.Error(), token)})
+	case err != nil && resp.StatusCode/100 != 2:
+		return conversion.AllResults(len(batch), conversion.Result{Outcome: conversion.Transient, HTTPStatus: resp.StatusCode,
+			Message: conversion.Redact("reading the answer: "+err.Error(), token)})
 	}
 	return answer(batch, resp, body, token, time.Now())
 }
@@ -181,20 +172,20 @@ func answer(batch []conversion.Conversion, resp *http.Response, body []byte, tok
 				r.Message += "; fbtrace_id " + ok.FBTraceID
 			}
 		}
-		r.Message = redact(r.Message, token)
-		return all(batch, r)
+		r.Message = conversion.Redact(r.Message, token)
+		return conversion.AllResults(len(batch), r)
 	}
 
 	r := conversion.Result{HTTPStatus: status, RetryAfter: retryAfter(resp.Header, now)}
 	var ge graphError
 	if json.Unmarshal(body, &ge) != nil || ge.Error == nil {
-		r.Message = fmt.Sprintf("HTTP %d: %s", status, snippet(body))
+		r.Message = fmt.Sprintf("HTTP %d: %s", status, conversion.Snippet(body))
 		r.Outcome = conversion.Permanent
 		if transientStatus(status) {
 			r.Outcome = conversion.Transient
 		}
-		r.Message = redact(r.Message, token)
-		return all(batch, r)
+		r.Message = conversion.Redact(r.Message, token)
+		return conversion.AllResults(len(batch), r)
 	}
 	e := ge.Error
 	r.Message = fmt.Sprintf("HTTP %d: (#%d", status, e.Code)
@@ -208,27 +199,27 @@ func answer(batch []conversion.Conversion, resp *http.Response, body []byte, tok
 	if e.FBTraceID != "" {
 		r.Message += "; fbtrace_id " + e.FBTraceID
 	}
-	r.Message = redact(r.Message, token)
+	r.Message = conversion.Redact(r.Message, token)
 
 	switch {
 	case transientStatus(status), throttled(e.Code), e.Code == 1, e.Code == 2, e.Code == 21009, e.IsTransient:
 		r.Outcome = conversion.Transient
-		return all(batch, r)
+		return conversion.AllResults(len(batch), r)
 	case e.Code == 100:
 		// One invalid event refuses the whole request. When Meta names the
 		// event, only it is refused; the others go again without it.
 		r.Outcome = conversion.Permanent
 		i, ok := eventIndex(string(e.ErrorData) + " " + e.Message + " " + e.UserMsg)
 		if !ok || i >= len(batch) || len(batch) == 1 {
-			return all(batch, r)
+			return conversion.AllResults(len(batch), r)
 		}
-		out := all(batch, conversion.Result{Outcome: conversion.Transient, HTTPStatus: status,
+		out := conversion.AllResults(len(batch), conversion.Result{Outcome: conversion.Transient, HTTPStatus: status,
 			Message: fmt.Sprintf("not accepted: Meta refused the request because of event %s; %s", batch[i].EventID, r.Message)})
 		out[i] = r
 		return out
 	default: // 190 and other auth or permission errors, and anything unknown
 		r.Outcome = conversion.Permanent
-		return all(batch, r)
+		return conversion.AllResults(len(batch), r)
 	}
 }
 
@@ -259,13 +250,8 @@ func eventIndex(s string) (int, bool) {
 // (seconds or an HTTP date), else the largest estimated_time_to_regain_access
 // (minutes) in X-Business-Use-Case-Usage.
 func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-			return time.Duration(s) * time.Second
-		}
-		if t, err := http.ParseTime(v); err == nil && t.After(now) {
-			return t.Sub(now)
-		}
+	if d, ok := conversion.RetryAfter(h, now); ok {
+		return d
 	}
 	var usage map[string][]struct {
 		Minutes int `json:"estimated_time_to_regain_access"`
@@ -280,33 +266,4 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 		}
 	}
 	return time.Duration(longest) * time.Minute
-}
-
-func all(batch []conversion.Conversion, r conversion.Result) []conversion.Result {
-	out := make([]conversion.Result, len(batch))
-	for i := range out {
-		out[i] = r
-	}
-	return out
-}
-
-// snippet is the start of a body that is not the Graph API's JSON (an HTML
-// error page from a proxy, say), on one line.
-func snippet(b []byte) string {
-	s := strings.Join(strings.Fields(string(bytes.ToValidUTF8(b, nil))), " ")
-	s = cut(s, 200)
-	if s == "" {
-		return "empty answer"
-	}
-	return s
-}
-
-// redact removes the access token from text bound for the audit log, in case
-// an answer or an error ever quotes it.
-func redact(s, token string) string {
-	if token == "" {
-		return s
-	}
-	s = strings.ReplaceAll(s, token, "[redacted]")
-	return strings.ReplaceAll(s, url.QueryEscape(token), "[redacted]")
 }

@@ -6,7 +6,6 @@ package tiktok
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -68,10 +67,7 @@ var _ conversion.Client = (*Client)(nil)
 // (https://business-api.tiktok.com in production). A nil hc gets an
 // http.Client that follows no redirects.
 func New(baseURL string, hc conversion.HTTPDoer) *Client {
-	if hc == nil {
-		hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc, Timeout: Timeout}
+	return &Client{base: strings.TrimRight(baseURL, "/"), hc: conversion.Doer(hc), Timeout: Timeout}
 }
 
 // Platform implements conversion.Client.
@@ -148,9 +144,9 @@ func (*Client) Summary(c *conversion.Conversion) string {
 			user = append(user, name+"="+v)
 		}
 	}
-	add("ttclid", cut(f.TTCLID, 6))
-	add("email", cut(f.EmailSHA256, 8))
-	add("phone", cut(f.PhoneSHA256, 8))
+	add("ttclid", conversion.Shorten(f.TTCLID, 6))
+	add("email", conversion.Shorten(f.EmailSHA256, 8))
+	add("phone", conversion.Shorten(f.PhoneSHA256, 8))
 	if f.ClientIPAddress != "" {
 		user = append(user, "ip")
 	}
@@ -166,15 +162,4 @@ func (*Client) Summary(c *conversion.Conversion) string {
 		b.WriteString(" page{url}")
 	}
 	return b.String()
-}
-
-// cut shortens s to its first n characters and an ellipsis.
-func cut(s string, n int) string {
-	for i := range s {
-		if n == 0 {
-			return s[:i] + "…"
-		}
-		n--
-	}
-	return s
 }

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pruuv/pruuv/internal/conversion/fakekit"
 )
 
 // Rules the fake enforces.
@@ -91,9 +93,9 @@ type Fake struct {
 	opts Options
 
 	mu        sync.Mutex
-	failures  []Kind
+	failures  fakekit.Failures[Kind]
+	requests  fakekit.Log[Request]
 	partial   map[string]bool
-	requests  []Request
 	events    []Event
 	firstSeen map[string]time.Time // pixel, event_name, event_id → first accepted
 	traces    int
@@ -116,13 +118,7 @@ func New(opts Options) *Fake {
 // FailNext makes the next n requests answer with k instead of being checked.
 // The route, method and body are still read first (so Requests shows where
 // the token was); a request refused for those consumes the failure.
-func (f *Fake) FailNext(n int, k Kind) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.failures = append(f.failures, k)
-	}
-}
+func (f *Fake) FailNext(n int, k Kind) { f.failures.Add(n, k) }
 
 // SetPartial makes every request holding one of these event ids fail as Meta
 // fails a batch with an invalid event: code 100, naming the first such event
@@ -137,11 +133,7 @@ func (f *Fake) SetPartial(eventIDs ...string) {
 }
 
 // Requests returns every request received so far.
-func (f *Fake) Requests() []Request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]Request(nil), f.requests...)
-}
+func (f *Fake) Requests() []Request { return f.requests.All() }
 
 // Events returns every accepted event, duplicates included and marked.
 func (f *Fake) Events() []Event {
@@ -210,14 +202,9 @@ func failure(k Kind) *apiError {
 // ServeHTTP implements http.Handler.
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), ContentType: r.Header.Get("Content-Type")}
-	f.mu.Lock()
-	var fail Kind
-	if len(f.failures) > 0 {
-		fail, f.failures = f.failures[0], f.failures[1:]
-	}
-	f.mu.Unlock()
+	fail := f.failures.Next()
 	if fail == Hang {
-		f.record(rec)
+		f.requests.Add(rec)
 		// The request's context ends when the client goes away, but only
 		// once the body has been read.
 		io.Copy(io.Discard, r.Body)
@@ -233,13 +220,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 	w.Write(answer)
 	rec.Status, rec.Answer = status, answer
-	f.record(rec)
-}
-
-func (f *Fake) record(rec Request) {
-	f.mu.Lock()
-	f.requests = append(f.requests, rec)
-	f.mu.Unlock()
+	f.requests.Add(rec)
 }
 
 var (

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/pruuv/pruuv/internal/conversion/fakekit"
 )
 
 // Path is the one route served.
@@ -100,9 +102,9 @@ type Fake struct {
 	opts Options
 
 	mu        sync.Mutex
-	failures  []Kind
+	failures  fakekit.Failures[Kind]
+	requests  fakekit.Log[Request]
 	partial   map[string]bool
-	requests  []Request
 	events    []Event
 	firstSeen map[string]time.Time // pixel, event, event_id → first accepted
 	ids       int
@@ -125,13 +127,7 @@ func New(opts Options) *Fake {
 // FailNext makes the next n requests answer with k instead of being checked.
 // ServerError, TooManyRequests and Hang come from a gateway and answer any
 // route; TikTok's own codes answer only POSTs to Path.
-func (f *Fake) FailNext(n int, k Kind) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		f.failures = append(f.failures, k)
-	}
-}
+func (f *Fake) FailNext(n int, k Kind) { f.failures.Add(n, k) }
 
 // SetPartial makes every request holding one of these event ids fail as
 // TikTok fails a batch with an invalid event: code 40002, naming the first
@@ -146,11 +142,7 @@ func (f *Fake) SetPartial(eventIDs ...string) {
 }
 
 // Requests returns every request received so far.
-func (f *Fake) Requests() []Request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]Request(nil), f.requests...)
-}
+func (f *Fake) Requests() []Request { return f.requests.All() }
 
 // Events returns every accepted event, duplicates included and marked.
 func (f *Fake) Events() []Event {
@@ -190,16 +182,11 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil && json.Valid(body) {
 		rec.Body = body
 	}
-	f.mu.Lock()
-	var fail Kind
-	if len(f.failures) > 0 {
-		fail, f.failures = f.failures[0], f.failures[1:]
-	}
-	f.mu.Unlock()
+	fail := f.failures.Next()
 
 	switch {
 	case fail == Hang:
-		f.record(rec)
+		f.requests.Add(rec)
 		<-r.Context().Done()
 		return
 	case fail == ServerError:
@@ -256,13 +243,7 @@ func (f *Fake) plain(w http.ResponseWriter, rec *Request, status int, contentTyp
 	if json.Valid([]byte(body)) {
 		rec.Answer = json.RawMessage(body)
 	}
-	f.record(*rec)
-}
-
-func (f *Fake) record(rec Request) {
-	f.mu.Lock()
-	f.requests = append(f.requests, rec)
-	f.mu.Unlock()
+	f.requests.Add(*rec)
 }
 
 var (
