@@ -29,7 +29,12 @@ import (
 func platformClients(cfg config.Config) conversion.Registry {
 	// Each client bounds its own requests; this only stops a connection that
 	// never ends.
-	hc := func() *http.Client { return &http.Client{Timeout: 2 * time.Minute} }
+	// Redirects are not followed: a platform API never needs one, and a 307
+	// would replay a body holding a token to wherever it points.
+	hc := func() *http.Client {
+		return &http.Client{Timeout: 2 * time.Minute,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
 	return conversion.Registry{
 		conversion.Meta:      meta.New(cfg.Endpoints.Meta, hc()),
 		conversion.Google:    google.New(cfg.Endpoints, hc()),
