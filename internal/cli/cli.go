@@ -26,6 +26,7 @@ Usage:
   pruuv stage rotate-token STAGE_ID [--overlap 24h] [--json]
   pruuv stage set-limit STAGE_ID --per-hour N [--json]
   pruuv events list [--stage STAGE_ID] [--limit N] [--json]
+  pruuv report --funnel FUNNEL_ID --from YYYY-MM-DD --to YYYY-MM-DD [--by FIELD] [--source SOURCE] [--json|--csv]
 
 Every command reads PRUUV_DATA_DIR, PRUUV_DATABASE_URL and PRUUV_SECRET_KEY,
 and takes --data-dir and --database-url to override them.
@@ -82,6 +83,8 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return stageSetLimit(ctx, cfg, rest, env)
 	case "events list":
 		return eventsList(ctx, cfg, rest, env)
+	case "report ":
+		return reportCmd(ctx, cfg, rest, env)
 	case "help ", "-h ", "--help ":
 		fmt.Fprint(env.Stdout, usage)
 		return nil
