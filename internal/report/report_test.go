@@ -49,15 +49,15 @@ var dataset = []ev{
 	{stage: 0, ref: "B", at: "2026-03-27T23:59:59Z", campaign: "spring", clicks: map[string]string{"fbc": "fb.1.1.x"}}, // before the range
 	{stage: 0, ref: "B", at: "2026-03-28T12:00:00Z", campaign: "summer", clicks: map[string]string{"fbc": "fb.1.1.x"}},
 	{stage: 1, ref: "B", at: "2026-03-29T00:30:00Z", campaign: "summer", clicks: map[string]string{"fbc": "fb.1.1.x"}}, // 00:30 GMT, before the change
-	{stage: 0, ref: "C", at: "2026-03-30T23:30:00Z", campaign: "spring"},                                                 // 00:30 BST on the 31st: out
-	{stage: 0, ref: "C", at: "2026-03-29T01:30:00Z", clicks: map[string]string{"ttclid": "tt"}},                          // 02:30 BST
+	{stage: 0, ref: "C", at: "2026-03-30T23:30:00Z", campaign: "spring"},                                               // 00:30 BST on the 31st: out
+	{stage: 0, ref: "C", at: "2026-03-29T01:30:00Z", clicks: map[string]string{"ttclid": "tt"}},                        // 02:30 BST
 	{stage: 0, ref: "D", at: "2026-03-28T09:00:00Z", campaign: "summer", clicks: map[string]string{"msclkid": "ms", "fbp": "fb.1.1.2"}},
 	{stage: 0, ref: "D", at: "2026-03-28T10:00:00Z", campaign: "summer", clicks: map[string]string{"msclkid": "ms", "fbp": "fb.1.1.2"}}, // re-sent: one contact
 	{stage: 2, ref: "D", at: "2026-03-30T12:00:00Z", campaign: "summer", clicks: map[string]string{"msclkid": "ms"}, revenue: "20", currency: "EUR"},
 	{stage: 2, ref: "D", at: "2026-03-30T13:00:00Z", campaign: "summer", clicks: map[string]string{"msclkid": "ms"}, revenue: "30.000001", currency: "EUR"},
 	{stage: 0, ref: "E", at: "2026-03-28T08:00:00Z", campaign: "=HYPERLINK(\"x\")", clicks: map[string]string{"gclid": "g", "fbc": "f", "ttclid": "t"}},
 	{stage: 2, ref: "E", at: "2026-03-29T12:00:00Z", campaign: "=HYPERLINK(\"x\")", clicks: map[string]string{"wbraid": "w"}, revenue: "5"}, // no currency: the client's GBP
-	{stage: 0, ref: "F", at: "2026-03-29T23:30:00Z"},                                                                                       // 00:30 BST on the 30th
+	{stage: 0, ref: "F", at: "2026-03-29T23:30:00Z"},                                                                                        // 00:30 BST on the 30th
 	{stage: 0, ref: "G", at: "2026-03-28T10:00:00Z", campaign: "spring", source: event.SourcePixel},
 	{stage: 0, ref: "G", at: "2026-03-28T11:00:00Z", campaign: "summer"}, // counted under its first event's campaign
 	{stage: 1, ref: "H", at: "2026-04-02T11:00:00Z", campaign: "summer"}, // after the range
