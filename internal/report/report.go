@@ -215,24 +215,30 @@ func scan(ctx context.Context, st *store.Store, q store.ReportScan, bounds []int
 	var wg sync.WaitGroup
 	for i := range parts {
 		p := newPart(len(q.StageIDs), bounds, currency, seeds)
+		// Parts are merged into the first by walking their slots, which lie
+		// in the order of their probe word. Probing the first by the other
+		// word makes that walk random to it; walking a table into another
+		// probed the same way would pile the keys into one long run.
+		p.contacts.word = min(i, 1)
 		parts[i] = p
 		pq := q
 		pq.From, pq.To = from+(to-from)*int64(i)/int64(n), from+(to-from)*int64(i+1)/int64(n)
+		pq.Expect = p.contacts.reserve
 		wg.Go(func() { errs[i] = st.ScanReport(ctx, pq, p.add) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return merge(parts, len(q.StageIDs), len(bounds)-1)
+	return merge(parts)
 }
 
 // maxParts caps how many connections one report reads on at once.
 const maxParts = 4
 
-// refKey identifies a reference by two independent 64-bit hashes. Keys
-// without pointers keep hundreds of thousands of contacts cheap to collect
-// and sort, and invisible to the garbage collector; two different
+// refKey identifies a reference at a stage by two independent 64-bit
+// hashes. Keys without pointers keep hundreds of thousands of contacts cheap
+// to collect and invisible to the garbage collector; two different
 // references share a key with probability about n²/2¹²⁹ (below 10⁻²⁰ for a
 // billion contacts), far below any other source of error.
 type refKey [2]uint64
@@ -244,25 +250,40 @@ type contact struct {
 	ref   refKey
 	at    int64
 	value int32 // interned in the part, then in the merged groups; 0 is none
-	day   int32
+	day   int16 // at most MaxDays
+	stage int16 // funnels have at most 50 stages
 }
 
-// contactSet is an open-addressing hash set of contacts keyed by ref, whose
-// first word is already a uniform hash. An empty slot has ref {0, 0}, which
-// a real reference hashes to with probability 2⁻¹²⁸.
+// contactSet is an open-addressing hash set of contacts keyed by ref, with
+// linear probing from the ref's word number word, already a uniform hash.
+// An empty slot has ref {0, 0}, which a real reference hashes to with
+// probability 2⁻¹²⁸.
 type contactSet struct {
 	slots []contact
 	n     int
+	word  int
+}
+
+// reserve sizes the set for about n contacts (the store's upper bound on the
+// rows to come), so that it need not grow while they arrive.
+func (cs *contactSet) reserve(n int64) {
+	size := 1024
+	for size < 1<<22 && int64(size)*3 < n*4 {
+		size *= 2
+	}
+	if size > len(cs.slots) && cs.n == 0 {
+		cs.slots = make([]contact, size)
+	}
 }
 
 // put records an event of a contact; earlier reports whether it replaced
 // the contact's previous earliest event (when found).
 func (cs *contactSet) put(c contact, names []string) (prev contact, found, earlier bool) {
-	if 2*(cs.n+1) > len(cs.slots) {
+	if 4*(cs.n+1) > 3*len(cs.slots) {
 		cs.grow()
 	}
 	mask := uint64(len(cs.slots) - 1)
-	for i := c.ref[0] & mask; ; i = (i + 1) & mask {
+	for i := c.ref[cs.word] & mask; ; i = (i + 1) & mask {
 		sl := &cs.slots[i]
 		switch sl.ref {
 		case refKey{}:
@@ -295,15 +316,16 @@ type revenueKey struct {
 	currency     string
 }
 
-// part collects one slice of the range: every event's visit, by stage, and
-// revenue sums. Values are interned per part.
+// part collects one slice of the range: its contacts, their counts by stage
+// and value and by stage and day, and revenue sums. Values are interned per
+// part.
 type part struct {
 	bounds   []int64
 	currency string // the client's default, for revenue sent without one
 	seeds    [2]maphash.Seed
 	values   map[string]int32
 	names    []string
-	contacts []contactSet
+	contacts contactSet
 	counts   [][]int // [stage][value]
 	daily    [][]int // [stage][day]
 	revenue  map[revenueKey]int64
@@ -312,27 +334,26 @@ type part struct {
 
 func newPart(stages int, bounds []int64, currency string, seeds [2]maphash.Seed) *part {
 	p := &part{bounds: bounds, currency: currency, seeds: seeds, values: map[string]int32{}, names: []string{""},
-		contacts: make([]contactSet, stages), counts: make([][]int, stages), daily: make([][]int, stages),
-		revenue: map[revenueKey]int64{}, curs: map[string]string{}}
+		counts: make([][]int, stages), daily: make([][]int, stages), revenue: map[revenueKey]int64{}, curs: map[string]string{}}
 	for s := range stages {
 		p.counts[s], p.daily[s] = []int{0}, make([]int, len(bounds)-1)
 	}
 	return p
 }
 
-// count adds c to the stage's contacts, moving the contact if c is its
-// earlier event.
-func count(cs *contactSet, counts []int, daily []int, c contact, names []string) {
-	prev, found, earlier := cs.put(c, names)
+// count adds c to the contacts, moving the contact if c is its earlier
+// event.
+func (p *part) count(c contact) {
+	prev, found, earlier := p.contacts.put(c, p.names)
 	if found && !earlier {
 		return
 	}
 	if found {
-		counts[prev.value]--
-		daily[prev.day]--
+		p.counts[prev.stage][prev.value]--
+		p.daily[prev.stage][prev.day]--
 	}
-	counts[c.value]++
-	daily[c.day]++
+	p.counts[c.stage][c.value]++
+	p.daily[c.stage][c.day]++
 }
 
 // ErrRevenueOverflow means a revenue total does not fit in 64-bit millionths.
@@ -354,9 +375,11 @@ func (p *part) add(e *store.ReportRow) error {
 		}
 	}
 	day, _ := slices.BinarySearch(p.bounds, e.ReceivedAt+1) // the number of day starts at or before it
-	c := contact{ref: refKey{maphash.String(p.seeds[0], e.Reference), maphash.String(p.seeds[1], e.Reference)},
-		at: e.ReceivedAt, value: v, day: int32(day - 1)}
-	count(&p.contacts[e.Stage], p.counts[e.Stage], p.daily[e.Stage], c, p.names)
+	// The stage is folded into the key: the same reference at another stage
+	// is another contact.
+	mix := uint64(e.Stage+1) * 0x9e3779b97f4a7c15
+	p.count(contact{ref: refKey{maphash.String(p.seeds[0], e.Reference) ^ mix, maphash.String(p.seeds[1], e.Reference) ^ bits.RotateLeft64(mix, 32)},
+		at: e.ReceivedAt, value: v, day: int16(day - 1), stage: int16(e.Stage)})
 	if e.HasRevenue {
 		cur := p.currency
 		if e.Currency != "" {
@@ -394,7 +417,7 @@ type groups struct {
 // merge adds the parts up into the first, whose value ids become the
 // report's. A contact seen in several parts is counted once, where its
 // earliest event is.
-func merge(parts []*part, stages, days int) (*groups, error) {
+func merge(parts []*part) (*groups, error) {
 	g := parts[0]
 	for _, p := range parts[1:] {
 		remap := make([]int32, len(p.names))
@@ -410,12 +433,10 @@ func merge(parts []*part, stages, days int) (*groups, error) {
 			}
 			remap[v+1] = gv
 		}
-		for s := range stages {
-			for _, c := range p.contacts[s].slots {
-				if c.ref != (refKey{}) {
-					c.value = remap[c.value]
-					count(&g.contacts[s], g.counts[s], g.daily[s], c, g.names)
-				}
+		for _, c := range p.contacts.slots {
+			if c.ref != (refKey{}) {
+				c.value = remap[c.value]
+				g.count(c)
 			}
 		}
 		for k, m := range p.revenue {
