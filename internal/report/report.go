@@ -78,7 +78,16 @@ func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.M
 // In returns the first instant of the day in loc. Where a daylight-saving
 // change skips midnight, that is the first instant that exists.
 func (d Date) In(loc *time.Location) time.Time {
-	return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, loc)
+	t := time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, loc)
+	if DateOf(t).Before(d) {
+		// Midnight does not exist and Go chose an instant of the day before
+		// (America/Santiago, 11 September 2022): the day starts when that
+		// instant's zone ends.
+		if _, end := t.ZoneBounds(); !end.IsZero() {
+			t = end
+		}
+	}
+	return t
 }
 
 // AddDays returns the date n days later.

@@ -413,6 +413,29 @@ func TestReportErrors(t *testing.T) {
 	}
 }
 
+func TestDayStart(t *testing.T) {
+	for _, c := range []struct {
+		zone string
+		day  report.Date
+		want string
+	}{
+		{"Europe/London", report.Date{Year: 2026, Month: time.March, Day: 29}, "2026-03-29T00:00:00Z"},        // the change is at 01:00
+		{"Europe/London", report.Date{Year: 2026, Month: time.March, Day: 30}, "2026-03-29T23:00:00Z"},        // summer time
+		{"Europe/London", report.Date{Year: 2026, Month: time.October, Day: 26}, "2026-10-26T00:00:00Z"},      // after the 25-hour day
+		{"America/Santiago", report.Date{Year: 2022, Month: time.September, Day: 11}, "2022-09-11T04:00:00Z"}, // midnight skipped
+		{"Asia/Beirut", report.Date{Year: 2023, Month: time.March, Day: 26}, "2023-03-25T22:00:00Z"},          // midnight skipped
+		{"Asia/Kathmandu", report.Date{Year: 2026, Month: time.January, Day: 1}, "2025-12-31T18:15:00Z"},
+	} {
+		loc, err := time.LoadLocation(c.zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.day.In(loc).UTC().Format(time.RFC3339); got != c.want {
+			t.Errorf("%s in %s starts at %s, want %s", c.day, c.zone, got, c.want)
+		}
+	}
+}
+
 func TestParseDate(t *testing.T) {
 	d, err := report.ParseDate("2026-03-29")
 	if err != nil || d != (report.Date{Year: 2026, Month: time.March, Day: 29}) || d.String() != "2026-03-29" {
