@@ -101,10 +101,10 @@ type ReportRow struct {
 // ScanReport feeds every selected event to sink, in no guaranteed order, and
 // stops at the first error sink returns.
 //
-// The events are found by a range on the primary key: ids are UUIDv7 whose
-// leading 48 bits are the received_at millisecond (see ingest and
-// token.NewEventID), so an id range is a time range and no extra index is
-// needed. received_at is compared as well, which keeps the result exact.
+// The events are found by a range on the primary key: event ids are UUIDv7
+// whose leading 48 bits are the received_at millisecond (ingest makes both
+// from one clock reading), so an id range is a time range and no other
+// index is needed. received_at itself decides which events count.
 //
 // On SQLite, the events go to sink from inside the query through an
 // aggregate function: reading rows one by one through database/sql, or
@@ -121,15 +121,16 @@ func (s *Store) ScanReport(ctx context.Context, q ReportScan, sink func(*ReportR
 	if len(q.StageIDs) == 0 || q.From >= q.To {
 		return nil
 	}
-	args := []any{idBound(q.From), idBound(q.To), q.From, q.To}
+	// $1 and $2 are left for the dialect's way of narrowing the table.
+	args := []any{nil, nil, q.From, q.To}
 	var where strings.Builder
-	where.WriteString("id >= $1 AND id < $2 AND received_at >= $3 AND received_at < $4")
+	where.WriteString("received_at >= $3 AND received_at < $4")
 	if s.Postgres() {
 		where.WriteString(" AND stage_id = ANY($5)")
 		args = append(args, q.StageIDs)
 	} else {
-		// "+" keeps SQLite on the id range rather than the dedup index,
-		// which would visit every event the stages ever had.
+		// "+" keeps SQLite from the dedup index, which would visit every
+		// event the stages ever had.
 		where.WriteString(" AND +stage_id IN (")
 		for i, id := range q.StageIDs {
 			if i > 0 {
@@ -146,7 +147,8 @@ func (s *Store) ScanReport(ctx context.Context, q ReportScan, sink func(*ReportR
 	}
 	cols := "stage_id, received_at, " + expr + ", reference, currency, revenue_micros"
 	if s.Postgres() {
-		return s.scanReportRows(ctx, "SELECT "+cols+" FROM events WHERE "+where.String(), args, q.StageIDs, sink)
+		args[0], args[1] = idBound(q.From), idBound(q.To)
+		return s.scanReportRows(ctx, "SELECT "+cols+" FROM events WHERE id >= $1 AND id < $2 AND "+where.String(), args, q.StageIDs, sink)
 	}
 	return s.scanReportSQLite(ctx, q, cols, where.String(), args, sink)
 }
@@ -260,9 +262,9 @@ func (a *scanAggregate) Final(*sqlite.FunctionContext) {}
 
 // scanReportSQLite first finds the span of rowids of the range's events
 // through the id index, then reads that span of the table in order: a
-// sequential read instead of one table lookup per event. Events arrive in
-// time order, so the span holds little else; the id and time conditions
-// drop whatever it does. Both statements read one snapshot.
+// sequential read instead of one table lookup per event. Events are inserted
+// in arrival order, so the span holds little else, and the conditions drop
+// whatever it does. Both statements read one snapshot.
 func (s *Store) scanReportSQLite(ctx context.Context, q ReportScan, cols, where string, args []any, sink func(*ReportRow) error) error {
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -270,7 +272,8 @@ func (s *Store) scanReportSQLite(ctx context.Context, q ReportScan, cols, where 
 	}
 	defer tx.Rollback()
 	var lo, hi sql.NullInt64
-	if err := tx.QueryRowContext(ctx, "SELECT min(rowid), max(rowid) FROM events WHERE id >= $1 AND id < $2", args[0], args[1]).Scan(&lo, &hi); err != nil {
+	if err := tx.QueryRowContext(ctx, "SELECT min(rowid), max(rowid) FROM events WHERE id >= $1 AND id < $2",
+		idBound(q.From), idBound(q.To)).Scan(&lo, &hi); err != nil {
 		return s.wrap(err, "report")
 	}
 	if !lo.Valid {
@@ -282,11 +285,9 @@ func (s *Store) scanReportSQLite(ctx context.Context, q ReportScan, cols, where 
 	h := scanHandles.Add(1)
 	scanSinks.Store(h, &scanState{idx: stageIndex(q.StageIDs), sink: sink})
 	defer scanSinks.Delete(h)
-	n := len(args)
-	args = append(args, lo.Int64, hi.Int64, h)
-	// "+id" keeps SQLite from the id index here.
-	where = strings.Replace(where, "id >= $1 AND id < $2", "+id >= $1 AND +id < $2", 1)
-	query := fmt.Sprintf("SELECT pruuv_report_scan($%d, %s) FROM events WHERE rowid >= $%d AND rowid <= $%d AND %s", n+3, cols, n+1, n+2, where)
+	args[0], args[1] = lo.Int64, hi.Int64
+	args = append(args, h)
+	query := fmt.Sprintf("SELECT pruuv_report_scan($%d, %s) FROM events WHERE rowid >= $1 AND rowid <= $2 AND %s", len(args), cols, where)
 	var ignored any
 	if err := tx.QueryRowContext(ctx, query, args...).Scan(&ignored); err != nil {
 		return s.wrap(err, "report")
