@@ -277,7 +277,7 @@ type contactSet struct {
 // rows to come), so that it need not grow while they arrive.
 func (cs *contactSet) reserve(n int64) {
 	size := 1024
-	for size < 1<<22 && int64(size)*3 < n*4 {
+	for size < 1<<20 && int64(size)*3 < n*4 { // beyond 32 MB, let it grow as contacts come
 		size *= 2
 	}
 	if size > len(cs.slots) && cs.n == 0 {

@@ -450,3 +450,14 @@ func TestParseDate(t *testing.T) {
 		t.Errorf("AddDays across a year: %s", got)
 	}
 }
+
+func TestFieldsMatchTheStore(t *testing.T) {
+	if len(report.Fields) != len(store.ReportBreakdowns) {
+		t.Errorf("report offers %d fields, the store %d", len(report.Fields), len(store.ReportBreakdowns))
+	}
+	for _, f := range report.Fields {
+		if _, ok := store.ReportBreakdowns[f]; !ok {
+			t.Errorf("the store cannot break down by %q", f)
+		}
+	}
+}
