@@ -44,6 +44,7 @@ Usage:
   pruuv apikey create --name NAME [--json]      # prints {"api_key":…} once
   pruuv apikey list [--json]
   pruuv apikey revoke KEY_ID
+  pruuv report --funnel FUNNEL_ID --from YYYY-MM-DD --to YYYY-MM-DD [--by FIELD] [--source SOURCE] [--json|--csv]
 
 Every command reads PRUUV_DATA_DIR, PRUUV_DATABASE_URL and PRUUV_SECRET_KEY,
 and takes --data-dir and --database-url to override them.
@@ -139,6 +140,8 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return apikeyList(ctx, cfg, rest, env)
 	case "apikey revoke":
 		return apikeyRevoke(ctx, cfg, rest, env)
+	case "report ":
+		return reportCmd(ctx, cfg, rest, env)
 	case "help ", "-h ", "--help ":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

@@ -141,6 +141,9 @@ func openSQLite(ctx context.Context, dir string, relaxed bool) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	if err := registerReportScan(); err != nil {
+		return nil, fmt.Errorf("register report function: %w", err)
+	}
 	sync := "FULL"
 	if relaxed {
 		sync = "NORMAL"
