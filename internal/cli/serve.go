@@ -82,7 +82,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	if err != nil {
 		return err
 	}
-	adm, err := api.New(api.Options{Store: st, Auth: au, Funnels: fu, Log: log})
+	adm, err := api.New(api.Options{Store: st, Auth: au, Funnels: fu, Key: key, Clients: clients, PublicURL: cfg.PublicURL, Log: log})
 	if err != nil {
 		return err
 	}
