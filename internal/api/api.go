@@ -81,9 +81,9 @@ type Route struct {
 	Body    any     // a value of the request body's type, nil for none
 	// BodyOptional marks a body that may be left out.
 	BodyOptional bool
-	Status  int     // success status (200 when zero)
-	Result  any     // a value of the success body's type
-	h       func(*http.Request, store.APIKey) (any, error)
+	Status       int // success status (200 when zero)
+	Result       any // a value of the success body's type
+	h            func(*http.Request, store.APIKey) (any, error)
 }
 
 // Param is a query parameter.
