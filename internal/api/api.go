@@ -1,5 +1,6 @@
 // Package api is Pruuv's admin JSON API under /api/v1/, for scripts: clients,
-// funnels, stages (with their webhook tokens) and events, authenticated by
+// funnels, stages (with their webhook tokens), events, ad platform
+// connections and mappings, Pixel sites and the conversion log, authenticated by
 // admin API keys. One route table drives both the mux and the OpenAPI 3.1
 // document served at /api/v1/openapi.json, so the two cannot drift.
 package api

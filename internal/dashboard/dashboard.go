@@ -1,5 +1,6 @@
 // Package dashboard is Pruuv's server-rendered web interface: login, clients,
-// funnels and stages, Connections > Funnel Webhooks, the events browser and
+// funnels and stages, Connections > Funnel Webhooks and Ad platforms, the
+// Pixel's sites and snippets, the events browser, the conversion log and
 // admin API keys. Pages are html/template, styled by one embedded CSS file,
 // and work without JavaScript; a small script only adds the copy buttons.
 package dashboard
