@@ -1,10 +1,12 @@
 // Package api is Pruuv's admin JSON API under /api/v1/, for scripts: clients,
-// funnels, stages (with their webhook tokens) and events, authenticated by
+// funnels, stages (with their webhook tokens), events, ad platform
+// connections and mappings, Pixel sites and the conversion log, authenticated by
 // admin API keys. One route table drives both the mux and the OpenAPI 3.1
 // document served at /api/v1/openapi.json, so the two cannot drift.
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +17,10 @@ import (
 	"strings"
 
 	"github.com/pruuv/pruuv/internal/auth"
+	"github.com/pruuv/pruuv/internal/conversion"
 	"github.com/pruuv/pruuv/internal/funnel"
+	"github.com/pruuv/pruuv/internal/secret"
+	"github.com/pruuv/pruuv/internal/site"
 	"github.com/pruuv/pruuv/internal/store"
 )
 
@@ -30,13 +35,22 @@ type Options struct {
 	Store   *store.Store
 	Auth    *auth.Service
 	Funnels *funnel.Service
-	Log     *slog.Logger
+	// Key opens and seals connections' secret settings.
+	Key secret.Key
+	// Clients are the platform clients, for their settings' keys and checks.
+	Clients conversion.Registry
+	// PublicURL is the instance's external origin (PRUUV_PUBLIC_URL), for
+	// Pixel snippets; empty means the request's.
+	PublicURL string
+	Log       *slog.Logger
 }
 
 // API serves /api/v1/.
 type API struct {
 	Options
-	spec []byte
+	conns *conversion.Admin
+	sites *site.Admin
+	spec  []byte
 }
 
 // New builds the API and its OpenAPI document.
@@ -44,7 +58,10 @@ func New(o Options) (*API, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &API{Options: o}
+	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
+	audit := func(ctx context.Context, actor, action, target string) { o.Auth.Audit(ctx, actor, action, target) }
+	a := &API{Options: o, conns: &conversion.Admin{Store: o.Store, Key: o.Key, Clients: o.Clients, Audit: audit},
+		sites: &site.Admin{Store: o.Store, Audit: audit}}
 	spec, err := json.MarshalIndent(openAPI(a.routes()), "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("openapi document: %w", err)
@@ -63,9 +80,11 @@ type Route struct {
 	Public  bool    // no API key needed
 	Query   []Param // query parameters
 	Body    any     // a value of the request body's type, nil for none
-	Status  int     // success status (200 when zero)
-	Result  any     // a value of the success body's type
-	h       func(*http.Request, store.APIKey) (any, error)
+	// BodyOptional marks a body that may be left out.
+	BodyOptional bool
+	Status       int // success status (200 when zero)
+	Result       any // a value of the success body's type
+	h            func(*http.Request, store.APIKey) (any, error)
 }
 
 // Param is a query parameter.
@@ -151,6 +170,8 @@ func (a *API) handle(rt Route) http.Handler {
 			a.fail(w, r, http.StatusNotFound, errorBody("Not found"), nil)
 		case errors.Is(err, store.ErrConflict):
 			a.fail(w, r, http.StatusConflict, errorBody("Already exists"), nil)
+		case errors.Is(err, store.ErrNotRetryable):
+			a.fail(w, r, http.StatusConflict, errorBody("Only failed or skipped sends can be retried"), nil)
 		default:
 			a.fail(w, r, http.StatusInternalServerError, errorBody("Internal error"), err)
 		}

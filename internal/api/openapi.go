@@ -45,7 +45,7 @@ func openAPI(routes []Route) map[string]any {
 			op["parameters"] = params
 		}
 		if rt.Body != nil {
-			op["requestBody"] = map[string]any{"required": rt.ID != "rotateStageToken",
+			op["requestBody"] = map[string]any{"required": !rt.BodyOptional,
 				"content": map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(rt.Body))}}}
 		}
 		status := rt.Status
@@ -65,8 +65,8 @@ func openAPI(routes []Route) map[string]any {
 			if strings.Contains(rt.Path, "{") {
 				responses["404"] = errResp("Not found")
 			}
-			if rt.Method == "POST" || rt.Method == "PATCH" {
-				responses["409"] = errResp("A name already taken")
+			if rt.Method == "POST" || rt.Method == "PATCH" || rt.Method == "PUT" {
+				responses["409"] = errResp("A name already taken, a concurrent change, or a send that cannot be retried")
 				responses["413"] = errResp("Body over 64 KiB")
 			}
 		}
@@ -83,7 +83,7 @@ func openAPI(routes []Route) map[string]any {
 		"info": map[string]any{
 			"title":       "Pruuv admin API",
 			"version":     "1",
-			"description": "Clients, funnels, stages, webhook tokens and events of a Pruuv instance. Authenticate with an admin API key: Authorization: Bearer pruuv_key_…",
+			"description": "Clients, funnels, stages, webhook tokens, events, ad platform connections, Pixel sites and the conversion log of a Pruuv instance. Authenticate with an admin API key: Authorization: Bearer pruuv_key_…",
 		},
 		"security": []any{map[string]any{"apiKey": []any{}}},
 		"components": map[string]any{

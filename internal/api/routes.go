@@ -78,6 +78,10 @@ func orEmpty[T any](s []T) []T {
 
 // routes is the admin API: every operation, in the order the document lists them.
 func (a *API) routes() []Route {
+	return append(a.coreRoutes(), a.conversionRoutes()...)
+}
+
+func (a *API) coreRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: Prefix + "/openapi.json", ID: "getOpenAPI", Summary: "This API's OpenAPI 3.1 document", Public: true, Result: map[string]any{},
 			h: func(*http.Request, store.APIKey) (any, error) { return rawJSON(a.spec), nil }},
@@ -145,7 +149,7 @@ func (a *API) routes() []Route {
 		{Method: "PATCH", Path: Prefix + "/stages/{id}", ID: "updateStage", Summary: "Rename a stage, move it to a position, or set its hourly limit",
 			Body: stagePatch{}, Result: store.Stage{}, h: a.updateStage},
 		{Method: "POST", Path: Prefix + "/stages/{id}/rotate-token", ID: "rotateStageToken",
-			Summary: "Give a stage a new webhook token; the replaced one keeps working for the overlap", Body: rotateIn{}, Result: rotateOut{},
+			Summary: "Give a stage a new webhook token; the replaced one keeps working for the overlap", Body: rotateIn{}, BodyOptional: true, Result: rotateOut{},
 			h: func(r *http.Request, k store.APIKey) (any, error) {
 				var in rotateIn
 				if r.ContentLength != 0 {

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pruuv/pruuv/internal/auth"
 	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/conversion"
 	"github.com/pruuv/pruuv/internal/conversion/google"
@@ -21,7 +22,6 @@ import (
 	"github.com/pruuv/pruuv/internal/conversion/tiktok"
 	"github.com/pruuv/pruuv/internal/secret"
 	"github.com/pruuv/pruuv/internal/store"
-	"github.com/pruuv/pruuv/internal/token"
 )
 
 // platformClients builds the real platform clients, each with its own
@@ -52,8 +52,8 @@ func platforms(cfg config.Config, env Env) conversion.Registry {
 }
 
 func parsePlatform(s string) (conversion.Platform, error) {
-	p := conversion.Platform(strings.ToLower(strings.TrimSpace(s)))
-	if !slices.Contains(conversion.Platforms, p) {
+	p, err := conversion.ParsePlatform(s)
+	if err != nil {
 		return "", usagef("--platform must be meta, google, tiktok or microsoft, got %q", s)
 	}
 	return p, nil
@@ -113,45 +113,11 @@ type multi []string
 func (m *multi) String() string     { return strings.Join(*m, ",") }
 func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
-// ConnectionView is a connection as the CLI prints it: secret settings only
-// as hints.
-type ConnectionView struct {
-	ID         string            `json:"id"`
-	Client     string            `json:"client"`
-	ClientID   string            `json:"client_id"`
-	Platform   string            `json:"platform"`
-	Settings   map[string]string `json:"settings"`
-	SecretKeys []string          `json:"secret_keys"`
-	Mappings   []MappingView     `json:"mappings"`
-	CreatedAt  time.Time         `json:"created_at"`
-	UpdatedAt  time.Time         `json:"updated_at"`
-}
-
-// MappingView is one stage mapping as the CLI prints it.
-type MappingView struct {
-	StageID string `json:"stage_id"`
-	Stage   string `json:"stage"`
-	Funnel  string `json:"funnel"`
-	Event   string `json:"event"`
-}
-
-func viewOf(c store.Connection, maps []store.Mapping) ConnectionView {
-	v := ConnectionView{ID: c.ID, Client: c.ClientName, ClientID: c.ClientID, Platform: c.Platform, Settings: map[string]string{},
-		SecretKeys: []string{}, Mappings: []MappingView{}, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
-	for k, s := range c.Settings {
-		v.Settings[k] = s
-	}
-	for k, h := range c.Hints {
-		v.Settings[k] = h
-		v.SecretKeys = append(v.SecretKeys, k)
-	}
-	sort.Strings(v.SecretKeys)
-	for _, m := range maps {
-		if m.ClientID == c.ClientID && m.Platform == c.Platform {
-			v.Mappings = append(v.Mappings, MappingView{StageID: m.StageID, Stage: m.StageName, Funnel: m.FunnelName, Event: m.EventName})
-		}
-	}
-	return v
+// admin is the connection and mapping rules the dashboard and the admin API
+// share, audited as the CLI.
+func admin(env Env, cfg config.Config, st *store.Store, key secret.Key) *conversion.Admin {
+	au := auth.New(auth.Options{Store: st, Key: key, Log: quiet(env)})
+	return &conversion.Admin{Store: st, Key: key, Clients: platforms(cfg, env), Audit: au.Audit}
 }
 
 // connectionAdd creates a connection or, when the client already has one on
@@ -222,46 +188,21 @@ func connectionAdd(ctx context.Context, cfg config.Config, args []string, env En
 	if err != nil {
 		return err
 	}
-	conn, err := st.GetConnection(ctx, client.ID, string(p))
-	settings := map[string]string{}
+	saved, err := admin(env, cfg, st, key).SaveConnection(ctx, client.ID, p, changes, "cli")
+	var inv *auth.InvalidError
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		conn = store.Connection{ID: token.NewID("con"), ClientID: client.ID, Platform: string(p)}
+	case errors.As(err, &inv):
+		return fmt.Errorf("%s connection of %q: %s", p, client.Name, inv.Message)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("%w; run the command again", err)
 	case err != nil:
-		return err
-	default:
-		if settings, err = conversion.OpenSettings(key, conn); err != nil {
-			return fmt.Errorf("the stored %s connection cannot be read with this secret key: %w", p, err)
-		}
-	}
-	for k, v := range changes {
-		if v == "" {
-			delete(settings, k)
-		} else {
-			settings[k] = v
-		}
-	}
-	if err := cl.Validate(settings); err != nil {
-		return fmt.Errorf("%s connection of %q: %w", p, client.Name, err)
-	}
-	if err := conversion.SealSettings(key, cl.Keys(), &conn, settings); err != nil {
-		return err
-	}
-	if err := st.PutConnection(ctx, conn, time.Now()); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("%w; run the command again", err)
-		}
-		return err
-	}
-	saved, err := st.GetConnection(ctx, client.ID, string(p))
-	if err != nil {
 		return err
 	}
 	maps, err := st.ListMappings(ctx)
 	if err != nil {
 		return err
 	}
-	v := viewOf(saved, maps)
+	v := conversion.ViewOf(saved, maps)
 	if *asJSON {
 		return printJSON(env.Stdout, v)
 	}
@@ -270,7 +211,7 @@ func connectionAdd(ctx context.Context, cfg config.Config, args []string, env En
 	return nil
 }
 
-func printSettings(env Env, v ConnectionView) {
+func printSettings(env Env, v conversion.ConnectionView) {
 	names := make([]string, 0, len(v.Settings))
 	for k := range v.Settings {
 		names = append(names, k)
@@ -310,9 +251,9 @@ func connectionList(ctx context.Context, cfg config.Config, args []string, env E
 	if err != nil {
 		return err
 	}
-	out := []ConnectionView{}
+	out := []conversion.ConnectionView{}
 	for _, c := range conns {
-		out = append(out, viewOf(c, maps))
+		out = append(out, conversion.ViewOf(c, maps))
 	}
 	if *asJSON {
 		return printJSON(env.Stdout, out)
@@ -365,14 +306,14 @@ func connectionMap(ctx context.Context, cfg config.Config, args []string, env En
 		return usagef("connection map needs --client, --platform, --stage and --event")
 	}
 	*ev = strings.TrimSpace(*ev)
-	if len(*ev) > maxName {
-		return usagef("--event must be at most %d bytes", maxName)
+	if len(*ev) > conversion.MaxEventName {
+		return usagef("--event must be at most %d bytes", conversion.MaxEventName)
 	}
 	p, err := parsePlatform(*platformArg)
 	if err != nil {
 		return err
 	}
-	st, _, err := openStore(ctx, cfg, quiet(env))
+	st, key, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
 		return err
 	}
@@ -381,7 +322,7 @@ func connectionMap(ctx context.Context, cfg config.Config, args []string, env En
 	if err != nil {
 		return err
 	}
-	if err := st.SetMapping(ctx, client.ID, *stage, string(p), *ev, time.Now()); err != nil {
+	if err := admin(env, cfg, st, key).Map(ctx, client.ID, *stage, p, *ev, "cli"); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("stage %q is not a stage of %q's funnels (see: pruuv stage list)", *stage, client.Name)
 		}
@@ -594,12 +535,12 @@ func conversionsRetry(ctx context.Context, cfg config.Config, args []string, env
 	if err != nil {
 		return err
 	}
-	st, _, err := openStore(ctx, cfg, quiet(env))
+	st, key, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	ps, err := st.RetrySend(ctx, eventID, platform, time.Now())
+	ps, err := admin(env, cfg, st, key).Retry(ctx, eventID, conversion.Platform(platform), "cli")
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("event %q has no conversion send%s (see: pruuv conversions log)", eventID, onPlatform(platform))
@@ -608,7 +549,6 @@ func conversionsRetry(ctx context.Context, cfg config.Config, args []string, env
 	case err != nil:
 		return err
 	}
-	sort.Strings(ps)
 	if *asJSON {
 		return printJSON(env.Stdout, map[string]any{"event_id": eventID, "platforms": ps, "status": string(conversion.StatusPending)})
 	}

@@ -78,11 +78,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	}
 	au := auth.New(auth.Options{Store: st, Key: key, Log: log})
 	fu := funnel.New(st, key, au)
-	dash, err := dashboard.New(dashboard.Options{Store: st, Auth: au, Funnels: fu, Log: log, PublicURL: cfg.PublicURL, ClientIPHeader: cfg.ClientIPHeader})
+	dash, err := dashboard.New(dashboard.Options{Store: st, Auth: au, Funnels: fu, Key: key, Clients: clients, Log: log, PublicURL: cfg.PublicURL, ClientIPHeader: cfg.ClientIPHeader})
 	if err != nil {
 		return err
 	}
-	adm, err := api.New(api.Options{Store: st, Auth: au, Funnels: fu, Log: log})
+	adm, err := api.New(api.Options{Store: st, Auth: au, Funnels: fu, Key: key, Clients: clients, PublicURL: cfg.PublicURL, Log: log})
 	if err != nil {
 		return err
 	}

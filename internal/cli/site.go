@@ -5,19 +5,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/pruuv/pruuv/internal/pixel"
 	"io"
 	"net/url"
-	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
 
+	"github.com/pruuv/pruuv/internal/auth"
 	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/ingest"
+	"github.com/pruuv/pruuv/internal/pixel"
+	"github.com/pruuv/pruuv/internal/secret"
 	"github.com/pruuv/pruuv/internal/site"
 	"github.com/pruuv/pruuv/internal/store"
-	"github.com/pruuv/pruuv/internal/token"
 )
 
 // siteOut is a site as the site commands print it.
@@ -29,6 +28,13 @@ type siteOut struct {
 
 func withSnippet(s store.Site, serverURL string) siteOut {
 	return siteOut{Site: s, Snippet: pixel.Snippet(serverURL, s.Key), Tag: pixel.Tag(serverURL, s.Key)}
+}
+
+// siteAdmin is the site rules the dashboard and the admin API share, audited
+// as the CLI.
+func siteAdmin(env Env, st *store.Store, key secret.Key) *site.Admin {
+	au := auth.New(auth.Options{Store: st, Key: key, Log: quiet(env)})
+	return &site.Admin{Store: st, Audit: au.Audit}
 }
 
 // listFlag collects a flag that may be repeated.
@@ -82,17 +88,12 @@ func siteCreate(ctx context.Context, cfg config.Config, args []string, env Env) 
 	if err := checkServerURL(*serverURL); err != nil {
 		return err
 	}
-	if *name == "" {
-		u, _ := url.Parse(list[0]) // ParseOrigins made it a valid URL
-		*name = u.Hostname()
-	}
-	st, _, err := openStore(ctx, cfg, quiet(env))
+	st, key, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	created, err := st.CreateSite(ctx, store.NewSite{ID: token.NewID("site"), Key: token.NewSiteKey(), Name: *name,
-		ClientName: *client, Origins: list}, time.Now())
+	created, err := siteAdmin(env, st, key).Create(ctx, *client, *name, list, "cli")
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no client named %q: clients are created with their first funnel (pruuv funnel create --client %q …)", *client, *client)
 	}
@@ -190,7 +191,7 @@ func siteOrigins(ctx context.Context, cfg config.Config, args []string, env Env,
 	if err := checkServerURL(*serverURL); err != nil {
 		return err
 	}
-	st, _, err := openStore(ctx, cfg, quiet(env))
+	st, key, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
 		return err
 	}
@@ -202,21 +203,16 @@ func siteOrigins(ctx context.Context, cfg config.Config, args []string, env Env,
 	if err != nil {
 		return err
 	}
+	adm := siteAdmin(env, st, key)
 	if add {
-		union := append([]string{}, s.Origins...)
-		for _, o := range list {
-			if !slices.Contains(union, o) {
-				union = append(union, o)
-			}
-		}
-		if len(union) > site.MaxOrigins {
-			return fmt.Errorf("a site may allow at most %d origins; it has %d", site.MaxOrigins, len(s.Origins))
-		}
-		s, err = st.AddSiteOrigins(ctx, s.ID, list, time.Now())
+		s, err = adm.AddOrigins(ctx, s.ID, list, "cli")
 	} else {
-		s, err = st.RemoveSiteOrigins(ctx, s.ID, list)
+		s, err = adm.RemoveOrigins(ctx, s.ID, list, "cli")
 	}
-	if err != nil {
+	var inv *auth.InvalidError
+	if errors.As(err, &inv) {
+		return errors.New(inv.Message)
+	} else if err != nil {
 		return err
 	}
 	out := withSnippet(s, *serverURL)

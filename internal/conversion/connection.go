@@ -1,14 +1,20 @@
 package conversion
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/pruuv/pruuv/internal/auth"
 	"github.com/pruuv/pruuv/internal/secret"
 	"github.com/pruuv/pruuv/internal/store"
+	"github.com/pruuv/pruuv/internal/token"
 )
 
 // aad binds a connection's sealed settings to its row: a sealed value copied
@@ -98,4 +104,196 @@ func KeyNames(keys []Key) string {
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
+}
+
+// MaxEventName is the longest mapping (event name, conversion action, goal)
+// a stage may send.
+const MaxEventName = 200
+
+// Audit records an admin action (auth.Service.Audit); nil records nothing.
+type Audit func(ctx context.Context, actor, action, target string)
+
+// Admin changes connections and stage mappings: the rules the CLI, the
+// dashboard and the admin API share. Refusals are *auth.InvalidError, so
+// every surface reports them as the user's mistake.
+type Admin struct {
+	Store   *store.Store
+	Key     secret.Key
+	Clients Registry
+	Audit   Audit
+	Now     func() time.Time // nil: time.Now
+}
+
+func (a *Admin) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Admin) audit(ctx context.Context, actor, action, target string) {
+	if a.Audit != nil {
+		a.Audit(ctx, actor, action, target)
+	}
+}
+
+func invalid(field, format string, args ...any) error {
+	return &auth.InvalidError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ParsePlatform reads a platform name, ignoring case and spaces.
+func ParsePlatform(s string) (Platform, error) {
+	p := Platform(strings.ToLower(strings.TrimSpace(s)))
+	if !slices.Contains(Platforms, p) {
+		return "", invalid("platform", "must be meta, google, tiktok or microsoft")
+	}
+	return p, nil
+}
+
+// Client returns the platform's client, or an error when this build has none.
+func (a *Admin) Client(p Platform) (Client, error) {
+	c, ok := a.Clients[p]
+	if !ok || c == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNoClients, p)
+	}
+	return c, nil
+}
+
+// SaveConnection creates the client's connection on p or, when it has one,
+// changes the settings in changes and keeps the others (an empty value
+// removes a setting). Unknown keys and settings the platform's Validate
+// refuses are *auth.InvalidError and nothing is stored. The answer is the
+// stored row (secrets sealed, hinted). Audited as connection.save, with the
+// names of the keys changed, never their values.
+func (a *Admin) SaveConnection(ctx context.Context, clientID string, p Platform, changes map[string]string, actor string) (store.Connection, error) {
+	cl, err := a.Client(p)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	known := map[string]bool{}
+	for _, k := range cl.Keys() {
+		known[k.Name] = true
+	}
+	for k := range changes {
+		if !known[k] {
+			return store.Connection{}, invalid("settings", "%s has no setting %q (settings: %s)", p, k, KeyNames(cl.Keys()))
+		}
+	}
+	conn, err := a.Store.GetConnection(ctx, clientID, string(p))
+	settings := map[string]string{}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if _, err := a.Store.GetClient(ctx, clientID); err != nil {
+			return store.Connection{}, err
+		}
+		conn = store.Connection{ID: token.NewID("con"), ClientID: clientID, Platform: string(p)}
+	case err != nil:
+		return store.Connection{}, err
+	default:
+		if settings, err = OpenSettings(a.Key, conn); err != nil {
+			return store.Connection{}, fmt.Errorf("the stored %s connection cannot be read with this secret key: %w", p, err)
+		}
+	}
+	for k, v := range changes {
+		if v == "" {
+			delete(settings, k)
+		} else {
+			settings[k] = v
+		}
+	}
+	if err := cl.Validate(settings); err != nil {
+		return store.Connection{}, invalid("settings", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if err := SealSettings(a.Key, cl.Keys(), &conn, settings); err != nil {
+		return store.Connection{}, err
+	}
+	if err := a.Store.PutConnection(ctx, conn, a.now()); err != nil {
+		return store.Connection{}, err
+	}
+	a.audit(ctx, actor, "connection.save", conn.ID)
+	return a.Store.GetConnection(ctx, clientID, string(p))
+}
+
+// Map makes the stage send eventName to p; an empty name removes the
+// mapping. The stage must be one of the client's (else store.ErrNotFound);
+// a connection need not exist yet. Audited as stage.map or stage.unmap.
+func (a *Admin) Map(ctx context.Context, clientID, stageID string, p Platform, eventName, actor string) error {
+	eventName = strings.TrimSpace(eventName)
+	if len(eventName) > MaxEventName {
+		return invalid("event", "must be at most %d bytes", MaxEventName)
+	}
+	if err := a.Store.SetMapping(ctx, clientID, stageID, string(p), eventName, a.now()); err != nil {
+		return err
+	}
+	if eventName == "" {
+		a.audit(ctx, actor, "stage.unmap", stageID+":"+string(p))
+	} else {
+		a.audit(ctx, actor, "stage.map", stageID+":"+string(p))
+	}
+	return nil
+}
+
+// ConnectionView is a connection as the CLI and the admin API show it:
+// secret settings only as hints.
+type ConnectionView struct {
+	ID         string            `json:"id"`
+	Client     string            `json:"client"`
+	ClientID   string            `json:"client_id"`
+	Platform   string            `json:"platform"`
+	Settings   map[string]string `json:"settings"`
+	SecretKeys []string          `json:"secret_keys"`
+	Mappings   []MappingView     `json:"mappings"`
+	CreatedAt  time.Time         `json:"created_at"`
+	UpdatedAt  time.Time         `json:"updated_at"`
+}
+
+// MappingView is one stage mapping as the CLI and the admin API show it.
+type MappingView struct {
+	StageID string `json:"stage_id"`
+	Stage   string `json:"stage"`
+	Funnel  string `json:"funnel"`
+	Event   string `json:"event"`
+}
+
+// ViewOf is c as shown, with its mappings among maps.
+func ViewOf(c store.Connection, maps []store.Mapping) ConnectionView {
+	v := ConnectionView{ID: c.ID, Client: c.ClientName, ClientID: c.ClientID, Platform: c.Platform, Settings: map[string]string{},
+		SecretKeys: []string{}, Mappings: []MappingView{}, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+	for k, s := range c.Settings {
+		v.Settings[k] = s
+	}
+	for k, h := range c.Hints {
+		v.Settings[k] = h
+		v.SecretKeys = append(v.SecretKeys, k)
+	}
+	sort.Strings(v.SecretKeys)
+	v.Mappings = MappingsOf(c.ClientID, Platform(c.Platform), maps)
+	return v
+}
+
+// MappingsOf picks the client's mappings on p out of maps.
+func MappingsOf(clientID string, p Platform, maps []store.Mapping) []MappingView {
+	out := []MappingView{}
+	for _, m := range maps {
+		if m.ClientID == clientID && m.Platform == string(p) {
+			out = append(out, MappingView{StageID: m.StageID, Stage: m.StageName, Funnel: m.FunnelName, Event: m.EventName})
+		}
+	}
+	return out
+}
+
+// Retry re-queues an event's failed or skipped sends (only the one on p
+// when it is set) through store.RetrySend, the same as `pruuv conversions
+// retry`, and returns the platforms re-queued. Audited as conversion.retry,
+// one entry per platform.
+func (a *Admin) Retry(ctx context.Context, eventID string, p Platform, actor string) ([]string, error) {
+	ps, err := a.Store.RetrySend(ctx, eventID, string(p), a.now())
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(ps)
+	for _, pl := range ps {
+		a.audit(ctx, actor, "conversion.retry", eventID+":"+pl)
+	}
+	return ps, nil
 }

@@ -1,5 +1,6 @@
 // Package dashboard is Pruuv's server-rendered web interface: login, clients,
-// funnels and stages, Connections > Funnel Webhooks, the events browser and
+// funnels and stages, Connections > Funnel Webhooks and Ad platforms, the
+// Pixel's sites and snippets, the events browser, the conversion log and
 // admin API keys. Pages are html/template, styled by one embedded CSS file,
 // and work without JavaScript; a small script only adds the copy buttons.
 package dashboard
@@ -20,12 +21,16 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pruuv/pruuv/internal/auth"
+	"github.com/pruuv/pruuv/internal/conversion"
 	"github.com/pruuv/pruuv/internal/event"
 	"github.com/pruuv/pruuv/internal/funnel"
+	"github.com/pruuv/pruuv/internal/secret"
+	"github.com/pruuv/pruuv/internal/site"
 	"github.com/pruuv/pruuv/internal/store"
 )
 
@@ -48,6 +53,11 @@ type Options struct {
 	Store   *store.Store
 	Auth    *auth.Service
 	Funnels *funnel.Service
+	// Key opens and seals connections' secret settings.
+	Key secret.Key
+	// Clients are the platform clients, for their settings' keys and
+	// checks; a platform without one is shown but cannot be connected.
+	Clients conversion.Registry
 	Log     *slog.Logger
 	// PublicURL is the instance's external origin (PRUUV_PUBLIC_URL), used
 	// in endpoint URLs and to mark cookies Secure; empty means the request's.
@@ -60,6 +70,8 @@ type Options struct {
 // Dashboard serves the pages.
 type Dashboard struct {
 	Options
+	conns  *conversion.Admin
+	sites  *site.Admin
 	pages  map[string]*template.Template
 	static map[string]asset
 	cop    *http.CrossOriginProtection
@@ -77,7 +89,9 @@ func New(o Options) (*Dashboard, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
-	d := &Dashboard{Options: o, pages: map[string]*template.Template{}, static: map[string]asset{}}
+	d := &Dashboard{Options: o, pages: map[string]*template.Template{}, static: map[string]asset{},
+		conns: &conversion.Admin{Store: o.Store, Key: o.Key, Clients: o.Clients, Audit: o.Auth.Audit},
+		sites: &site.Admin{Store: o.Store, Audit: o.Auth.Audit}}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -142,6 +156,14 @@ var funcs = template.FuncMap{
 		return event.FormatMicros(e.RevenueMicros) + " " + e.Currency
 	},
 	"add": func(a, b int) int { return a + b },
+	// httpCode is an HTTP status, or — when no answer came.
+	"httpCode": func(status *int) string {
+		if status == nil {
+			return "—"
+		}
+		return strconv.Itoa(*status)
+	},
+	"retryable": retryable,
 }
 
 // session is the logged-in user behind a request.
@@ -193,11 +215,21 @@ func (d *Dashboard) routes() []route {
 		{"POST /settings/api-keys", false, d.createAPIKey},
 		{"POST /settings/api-keys/{id}/revoke", false, d.revokeAPIKey},
 
-		// Seams: each placeholder is replaced by its page when the branch
-		// that provides it is merged.
-		{"GET /connections/ad-platforms", false, d.placeholder("ads", "Ad platforms", "the conversion queue (internal/conversion): connections and stage mappings")},
-		{"GET /pixel", false, d.placeholder("pixel", "Pixel", "the Pixel SDK: sites, public keys and the install snippet")},
-		{"GET /conversions", false, d.placeholder("conversions", "Conversion log", "the conversion queue: every send and its answer")},
+		{"GET /connections/ad-platforms", false, d.adPlatformsPage},
+		{"POST /connections/ad-platforms/{client}/{platform}", false, d.saveConnection},
+		{"POST /connections/ad-platforms/{client}/{platform}/map", false, d.mapStage},
+
+		{"GET /pixel", false, d.pixelPage},
+		{"POST /pixel/sites", false, d.createSite},
+		{"POST /pixel/sites/{id}/origins", false, d.addOrigin},
+		{"POST /pixel/sites/{id}/origins/remove", false, d.removeOrigin},
+
+		{"GET /conversions", false, d.conversionsPage},
+		{"GET /conversions/{event}", false, d.conversionPage},
+		{"POST /conversions/{event}/retry", false, d.retrySend},
+
+		// Seam: the placeholder is replaced by its page when the branch that
+		// provides it is merged.
 		{"GET /reports", false, d.placeholder("reports", "Reports", "the funnel report engine (internal/report): contacts per stage, conversion, revenue, breakdowns, charts and CSV")},
 	}
 }

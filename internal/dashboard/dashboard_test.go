@@ -122,7 +122,10 @@ func pages(funnelID string) []string {
 		"/settings/api-keys", "/connections/ad-platforms", "/pixel", "/conversions", "/reports"}
 }
 
-var externalURL = regexp.MustCompile(`https?://[^\s"'<>]+`)
+// externalURL finds absolute URLs in attributes, where a page would load or
+// link them. Text may show other URLs (example origins, OAuth scope names in
+// the platforms' setting docs); nothing is fetched from them.
+var externalURL = regexp.MustCompile(`(?i)(?:src|href|action|formaction|srcset|poster|data|content)\s*=\s*["']?\s*((?:https?:)?//[^\s"'<>]*)`)
 
 func TestEveryPageRendersAndNeedsLogin(t *testing.T) {
 	for _, be := range pruuvtest.Backends() {
@@ -131,6 +134,8 @@ func TestEveryPageRendersAndNeedsLogin(t *testing.T) {
 			funnelID := stageList(t, cfg)[stages[0].ID].FunnelID
 			// An event, so the events page and an event page have content.
 			r := pruuvtest.Post(t, srv.URL, stages[0].ID, stages[0].WebhookToken, `{"reference":"R1","utm_source":"google"}`)
+			// A site, so the Pixel page shows a snippet.
+			pruuvtest.Run(t, cfg, "site", "create", "--client", "Acme", "--origin", "https://shop.example")
 			anon := newBrowser(t, srv.URL)
 			for _, path := range append(pages(funnelID), "/events/"+r.JSON["event_id"].(string)) {
 				p := b.get(path)
@@ -143,10 +148,10 @@ func TestEveryPageRendersAndNeedsLogin(t *testing.T) {
 				if !strings.Contains(p.body, `data-testid="current-user">`+email) {
 					t.Errorf("GET %s: the page does not show the user", path)
 				}
-				// No fonts, scripts or styles from elsewhere: the only absolute
-				// URLs are the instance's own (the endpoint and curl example).
-				for _, u := range externalURL.FindAllString(p.body, -1) {
-					if !strings.HasPrefix(u, srv.URL+"/") {
+				// No fonts, scripts, styles or links to elsewhere: the only
+				// absolute URLs in attributes are the instance's own.
+				for _, m := range externalURL.FindAllStringSubmatch(p.body, -1) {
+					if u := m[1]; !strings.HasPrefix(u, srv.URL+"/") {
 						t.Errorf("GET %s: external URL %q", path, u)
 					}
 				}

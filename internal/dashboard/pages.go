@@ -25,6 +25,14 @@ var notices = map[string]string{
 	"limit":   "Hourly limit saved.",
 	"stage":   "Stage added.",
 	"revoked": "API key revoked.",
+
+	"connection":     "Connection saved.",
+	"mapped":         "Mapping saved.",
+	"unmapped":       "Mapping removed: the stage sends nothing to that platform.",
+	"site":           "Site created. Install its snippet on the site's pages.",
+	"origin_added":   "Origin added.",
+	"origin_removed": "Origin removed. Running servers stop taking events from it within a few seconds.",
+	"retried":        "Re-queued: it goes with the next run (or run pruuv conversions send).",
 }
 
 func notice(r *http.Request) string { return notices[r.URL.Query().Get("done")] }

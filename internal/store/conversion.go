@@ -767,6 +767,40 @@ type SendFilter struct {
 	ClientID string
 	EventID  string
 	Limit    int // at most this many (default 100)
+	// After continues a listing: only sends that come after this one in
+	// ListSends' order.
+	After *SendCursor
+}
+
+// SendCursor is a place in ListSends' order: a send's change time and key.
+type SendCursor struct {
+	UpdatedAt time.Time
+	EventID   string
+	Platform  string
+}
+
+// CursorOf is the place of r in ListSends' order.
+func CursorOf(r SendRow) SendCursor {
+	return SendCursor{UpdatedAt: r.UpdatedAt, EventID: r.EventID, Platform: r.Platform}
+}
+
+// String encodes c for a URL: milliseconds, event id and platform.
+func (c SendCursor) String() string {
+	return strconv.FormatInt(c.UpdatedAt.UnixMilli(), 10) + "." + c.EventID + "." + c.Platform
+}
+
+// ErrBadCursor means a cursor string is not one String made.
+var ErrBadCursor = errors.New("not a page cursor")
+
+// ParseSendCursor reads what SendCursor.String wrote.
+func ParseSendCursor(v string) (SendCursor, error) {
+	ms, rest, ok1 := strings.Cut(v, ".")
+	ev, pl, ok2 := strings.Cut(rest, ".")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ok1 || !ok2 || err != nil || ev == "" || pl == "" {
+		return SendCursor{}, ErrBadCursor
+	}
+	return SendCursor{UpdatedAt: time.UnixMilli(n).UTC(), EventID: ev, Platform: pl}, nil
 }
 
 // ListSends returns sends, most recently changed first.
@@ -783,6 +817,12 @@ func (s *Store) ListSends(ctx context.Context, f SendFilter) ([]SendRow, error) 
 	add("s.status", f.Status)
 	add("s.client_id", f.ClientID)
 	add("s.event_id", f.EventID)
+	if c := f.After; c != nil {
+		args = append(args, c.UpdatedAt.UnixMilli(), c.EventID, c.Platform)
+		n := len(args)
+		conds = append(conds, fmt.Sprintf("(s.updated_at < $%d OR (s.updated_at = $%d AND (s.event_id < $%d OR (s.event_id = $%d AND s.platform > $%d))))",
+			n-2, n-2, n-1, n-1, n))
+	}
 	q := `SELECT s.event_id, s.platform, s.status, s.reason, s.detail, s.attempts, s.http_status, s.message, s.stage_id,
 		s.client_id, COALESCE(c.name, ''), s.created_at, s.updated_at, s.next_attempt_at, s.sent_at
 		FROM conversion_sends s LEFT JOIN clients c ON c.id = s.client_id`
