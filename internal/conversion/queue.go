@@ -83,7 +83,9 @@ const DefaultLease = 10 * time.Minute
 
 // leaseMargin is the least lease time left for a request to start; with less,
 // the rest of the claim is handed back rather than risk a second runner
-// taking a send whose request is still in flight.
+// taking a send whose request is still in flight. A lease shorter than five
+// margins (tests, PRUUV_CONVERSIONS_LEASE) keeps a fifth of itself instead,
+// so a short lease still lets requests start.
 const leaseMargin = 2 * time.Minute
 
 // Options configures a Queue.
@@ -544,7 +546,7 @@ func (r *run) sendConnection(ctx context.Context, owner string, leaseUntil time.
 			}
 			now = q.clock.Now()
 		}
-		if leaseUntil.Sub(now) < leaseMargin {
+		if leaseUntil.Sub(now) < min(leaseMargin, q.lease/5) {
 			// Too little lease left to be sure no one else takes these
 			// sends while the request runs: hand them back, due at once.
 			return rep, handBack(items, now)
