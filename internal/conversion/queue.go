@@ -234,7 +234,12 @@ const planBatch = 500
 // verdict) or pending, due at the schedule's next run. It returns the number
 // of events planned.
 func (q *Queue) Plan(ctx context.Context) (int, error) {
-	total := 0
+	n, _, err := q.plan(ctx)
+	return n, err
+}
+
+// plan is Plan, also counting the sends it recorded as skipped.
+func (q *Queue) plan(ctx context.Context) (planned, skips int, err error) {
 	for {
 		now := q.clock.Now()
 		var next int64
@@ -253,14 +258,15 @@ func (q *Queue) Plan(ctx context.Context) (int, error) {
 			return out
 		})
 		if err != nil {
-			return total, err
+			return planned, skips, err
 		}
 		for _, p := range skipped {
 			q.metrics.count(p.Platform, StatusSkipped)
 		}
-		total += n
+		planned += n
+		skips += len(skipped)
 		if n < planBatch {
-			return total, nil
+			return planned, skips, nil
 		}
 	}
 }
@@ -305,7 +311,7 @@ type Report struct {
 	Sent     int `json:"sent"`
 	Retrying int `json:"retrying"`
 	Failed   int `json:"failed"`
-	Skipped  int `json:"skipped"`
+	Skipped  int `json:"skipped"` // when planned or when judged again before sending
 	Deferred int `json:"deferred"` // handed back untried: too early for the platform, or its connection paused
 }
 
@@ -323,8 +329,8 @@ func (r *Report) add(o Report) {
 // connection's sends are handed back with a later due time, so a run ends.
 func (q *Queue) Run(ctx context.Context, opt RunOptions) (Report, error) {
 	var rep Report
-	n, err := q.Plan(ctx)
-	rep.Planned = n
+	var err error
+	rep.Planned, rep.Skipped, err = q.plan(ctx)
 	if err != nil {
 		return rep, err
 	}
