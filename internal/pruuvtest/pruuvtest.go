@@ -191,6 +191,12 @@ func Env(cfg config.Config) []string {
 		"PRUUV_DB_MAX_CONNS=" + strconv.Itoa(cfg.DBMaxConns), "PRUUV_DRAIN_DELAY=" + cfg.DrainDelay.String(),
 		"PRUUV_TRUSTED_PROXIES=" + cfg.TrustedProxies, "PRUUV_PIXEL_IP_RATE=" + strconv.Itoa(cfg.PixelIPRate),
 		"PRUUV_PIXEL_IP_BURST=" + strconv.Itoa(cfg.PixelIPBurst),
+		"PRUUV_CONVERSIONS_SCHEDULE=" + cfg.ConversionsSchedule, "PRUUV_CONVERSIONS_POLL=" + cfg.ConversionsPoll.String(),
+		"PRUUV_CONVERSIONS_LEASE=" + cfg.ConversionsLease.String(),
+		"PRUUV_META_API_URL=" + cfg.Endpoints.Meta, "PRUUV_GOOGLE_DATAMANAGER_URL=" + cfg.Endpoints.GoogleDataManager,
+		"PRUUV_GOOGLE_ADS_API_URL=" + cfg.Endpoints.GoogleAds, "PRUUV_GOOGLE_OAUTH_URL=" + cfg.Endpoints.GoogleOAuth,
+		"PRUUV_TIKTOK_API_URL=" + cfg.Endpoints.TikTok, "PRUUV_MICROSOFT_API_URL=" + cfg.Endpoints.Microsoft,
+		"PRUUV_MICROSOFT_OAUTH_URL=" + cfg.Endpoints.MicrosoftOAuth,
 	}
 }
 
@@ -294,9 +300,17 @@ type Process struct {
 // until it is ready. It is killed when the test ends, if still running.
 func StartProcess(t testing.TB, cfg config.Config) *Process {
 	t.Helper()
+	return StartCommand(t, cfg, Binary(t))
+}
+
+// StartCommand is StartProcess running `bin serve` with extra environment
+// variables: bin is a program that runs cli.Run itself, such as the test
+// binary re-executed with platform clients of its own.
+func StartCommand(t testing.TB, cfg config.Config, bin string, env ...string) *Process {
+	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
-	cmd := exec.Command(Binary(t), "serve")
-	cmd.Env = append(os.Environ(), Env(cfg)...)
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(append(os.Environ(), Env(cfg)...), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
