@@ -138,4 +138,3 @@ func TestConversionSettings(t *testing.T) {
 		t.Errorf("default lease %s: %v", d.ConversionsLease, d.Validate())
 	}
 }
-

@@ -311,7 +311,7 @@ type Report struct {
 	Sent     int `json:"sent"`
 	Retrying int `json:"retrying"`
 	Failed   int `json:"failed"`
-	Skipped  int `json:"skipped"` // when planned or when judged again before sending
+	Skipped  int `json:"skipped"`  // when planned or when judged again before sending
 	Deferred int `json:"deferred"` // handed back untried: too early for the platform, or its connection paused
 }
 
