@@ -39,6 +39,11 @@ Usage:
   pruuv conversions log [--platform P] [--status S] [--client NAME] [--event EVENT_ID] [--limit N] [--json]
   pruuv conversions attempts EVENT_ID [--platform P] [--json]
   pruuv conversions retry EVENT_ID [--platform P] [--json]
+  pruuv user create --email EMAIL (--password-stdin | --password PASSWORD)
+  pruuv user set-password --email EMAIL (--password-stdin | --password PASSWORD)
+  pruuv apikey create --name NAME [--json]      # prints {"api_key":…} once
+  pruuv apikey list [--json]
+  pruuv apikey revoke KEY_ID
 
 Every command reads PRUUV_DATA_DIR, PRUUV_DATABASE_URL and PRUUV_SECRET_KEY,
 and takes --data-dir and --database-url to override them.
@@ -55,6 +60,7 @@ func usagef(format string, args ...any) error { return &UsageError{fmt.Sprintf(f
 // Env is what a command gets from its process.
 type Env struct {
 	Getenv func(string) string
+	Stdin  io.Reader // nil reads as empty
 	Stdout io.Writer
 	Stderr io.Writer
 	// Platforms replaces the platform clients (tests); nil means the real
@@ -82,7 +88,8 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 	}
 	cmd, rest := args[0], args[1:]
 	sub := ""
-	if len(rest) > 0 && (cmd == "funnel" || cmd == "stage" || cmd == "events" || cmd == "site" || cmd == "connection" || cmd == "conversions") {
+	if len(rest) > 0 && (cmd == "funnel" || cmd == "stage" || cmd == "events" || cmd == "site" || cmd == "connection" ||
+		cmd == "conversions" || cmd == "user" || cmd == "apikey") {
 		sub, rest = rest[0], rest[1:]
 	}
 	switch cmd + " " + sub {
@@ -122,6 +129,16 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return conversionsAttempts(ctx, cfg, rest, env)
 	case "conversions retry":
 		return conversionsRetry(ctx, cfg, rest, env)
+	case "user create":
+		return userCreate(ctx, cfg, rest, env, false)
+	case "user set-password":
+		return userCreate(ctx, cfg, rest, env, true)
+	case "apikey create":
+		return apikeyCreate(ctx, cfg, rest, env)
+	case "apikey list":
+		return apikeyList(ctx, cfg, rest, env)
+	case "apikey revoke":
+		return apikeyRevoke(ctx, cfg, rest, env)
 	case "help ", "-h ", "--help ":
 		fmt.Fprint(env.Stdout, usage)
 		return nil

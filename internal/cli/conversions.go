@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/pruuv/pruuv/internal/conversion/google"
-	"github.com/pruuv/pruuv/internal/conversion/microsoft"
 	"net/http"
 	"os"
 	"slices"
@@ -17,6 +15,10 @@ import (
 
 	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/conversion"
+	"github.com/pruuv/pruuv/internal/conversion/google"
+	"github.com/pruuv/pruuv/internal/conversion/meta"
+	"github.com/pruuv/pruuv/internal/conversion/microsoft"
+	"github.com/pruuv/pruuv/internal/conversion/tiktok"
 	"github.com/pruuv/pruuv/internal/secret"
 	"github.com/pruuv/pruuv/internal/store"
 	"github.com/pruuv/pruuv/internal/token"
@@ -27,9 +29,16 @@ import (
 func platformClients(cfg config.Config) conversion.Registry {
 	// Each client bounds its own requests; this only stops a connection that
 	// never ends.
-	hc := func() *http.Client { return &http.Client{Timeout: 2 * time.Minute} }
+	// Redirects are not followed: a platform API never needs one, and a 307
+	// would replay a body holding a token to wherever it points.
+	hc := func() *http.Client {
+		return &http.Client{Timeout: 2 * time.Minute,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
 	return conversion.Registry{
+		conversion.Meta:      meta.New(cfg.Endpoints.Meta, hc()),
 		conversion.Google:    google.New(cfg.Endpoints, hc()),
+		conversion.TikTok:    tiktok.New(cfg.Endpoints.TikTok, hc()),
 		conversion.Microsoft: microsoft.New(cfg.Endpoints, hc()),
 	}
 }
@@ -48,6 +57,36 @@ func parsePlatform(s string) (conversion.Platform, error) {
 		return "", usagef("--platform must be meta, google, tiktok or microsoft, got %q", s)
 	}
 	return p, nil
+}
+
+// platformFilter parses an optional --platform: "" when it is not given.
+func platformFilter(arg string) (string, error) {
+	if arg == "" {
+		return "", nil
+	}
+	p, err := parsePlatform(arg)
+	return string(p), err
+}
+
+// oneEvent parses the flags and the single EVENT_ID of a command about one
+// event.
+func oneEvent(fs *flag.FlagSet, args []string, env Env) (string, error) {
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) != 1 {
+		return "", usagef("%s needs exactly one EVENT_ID", strings.TrimPrefix(fs.Name(), "pruuv "))
+	}
+	return pos[0], nil
+}
+
+// httpCode is an HTTP status as the tables print it: "-" when no answer came.
+func httpCode(status *int) string {
+	if status == nil {
+		return "-"
+	}
+	return fmt.Sprint(*status)
 }
 
 // clientOf looks a platform's client up in the registry.
@@ -465,12 +504,8 @@ func conversionsLog(ctx context.Context, cfg config.Config, args []string, env E
 	if *status != "" && !slices.Contains(statuses, conversion.Status(*status)) {
 		return usagef("--status must be pending, retrying, sent, failed or skipped")
 	}
-	if *platformArg != "" {
-		p, err := parsePlatform(*platformArg)
-		if err != nil {
-			return err
-		}
-		f.Platform = string(p)
+	if f.Platform, err = platformFilter(*platformArg); err != nil {
+		return err
 	}
 	st, _, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
@@ -497,12 +532,8 @@ func conversionsLog(ctx context.Context, cfg config.Config, args []string, env E
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "UPDATED\tCLIENT\tPLATFORM\tEVENT ID\tSTATUS\tREASON\tATTEMPTS\tHTTP\tMESSAGE")
 	for _, r := range rows {
-		code := "-"
-		if r.HTTPStatus != nil {
-			code = fmt.Sprint(*r.HTTPStatus)
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.UpdatedAt.Format(time.RFC3339), r.Client, r.Platform, r.EventID,
-			r.Status, r.Reason, r.Attempts, code, r.Message)
+			r.Status, r.Reason, r.Attempts, httpCode(r.HTTPStatus), r.Message)
 	}
 	tw.Flush()
 	if len(rows) == 0 {
@@ -516,27 +547,20 @@ func conversionsAttempts(ctx context.Context, cfg config.Config, args []string, 
 	cfg.StorageFlags(fs)
 	platformArg := fs.String("platform", "", "only this platform")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
+	eventID, err := oneEvent(fs, args, env)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("conversions attempts needs exactly one EVENT_ID")
-	}
-	platform := ""
-	if *platformArg != "" {
-		p, err := parsePlatform(*platformArg)
-		if err != nil {
-			return err
-		}
-		platform = string(p)
+	platform, err := platformFilter(*platformArg)
+	if err != nil {
+		return err
 	}
 	st, _, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	atts, err := st.ListAttempts(ctx, pos[0], platform)
+	atts, err := st.ListAttempts(ctx, eventID, platform)
 	if err != nil {
 		return err
 	}
@@ -549,11 +573,7 @@ func conversionsAttempts(ctx context.Context, cfg config.Config, args []string, 
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "AT\tPLATFORM\tOUTCOME\tHTTP\tMESSAGE\tSUMMARY")
 	for _, a := range atts {
-		code := "-"
-		if a.HTTPStatus != nil {
-			code = fmt.Sprint(*a.HTTPStatus)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.At.Format(time.RFC3339), a.Platform, a.Outcome, code, a.Message, a.Summary)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.At.Format(time.RFC3339), a.Platform, a.Outcome, httpCode(a.HTTPStatus), a.Message, a.Summary)
 	}
 	tw.Flush()
 	if len(atts) == 0 {
@@ -567,40 +587,33 @@ func conversionsRetry(ctx context.Context, cfg config.Config, args []string, env
 	cfg.StorageFlags(fs)
 	platformArg := fs.String("platform", "", "only the send to this platform")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
+	eventID, err := oneEvent(fs, args, env)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("conversions retry needs exactly one EVENT_ID")
-	}
-	platform := ""
-	if *platformArg != "" {
-		p, err := parsePlatform(*platformArg)
-		if err != nil {
-			return err
-		}
-		platform = string(p)
+	platform, err := platformFilter(*platformArg)
+	if err != nil {
+		return err
 	}
 	st, _, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	ps, err := st.RetrySend(ctx, pos[0], platform, time.Now())
+	ps, err := st.RetrySend(ctx, eventID, platform, time.Now())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("event %q has no conversion send%s (see: pruuv conversions log)", pos[0], onPlatform(platform))
+		return fmt.Errorf("event %q has no conversion send%s (see: pruuv conversions log)", eventID, onPlatform(platform))
 	case errors.Is(err, store.ErrNotRetryable):
-		return fmt.Errorf("event %q has no failed or skipped send%s to retry", pos[0], onPlatform(platform))
+		return fmt.Errorf("event %q has no failed or skipped send%s to retry", eventID, onPlatform(platform))
 	case err != nil:
 		return err
 	}
 	sort.Strings(ps)
 	if *asJSON {
-		return printJSON(env.Stdout, map[string]any{"event_id": pos[0], "platforms": ps, "status": string(conversion.StatusPending)})
+		return printJSON(env.Stdout, map[string]any{"event_id": eventID, "platforms": ps, "status": string(conversion.StatusPending)})
 	}
-	fmt.Fprintf(env.Stdout, "Re-queued event %s on %s; it goes with the next run (or: pruuv conversions send).\n", pos[0], strings.Join(ps, ", "))
+	fmt.Fprintf(env.Stdout, "Re-queued event %s on %s; it goes with the next run (or: pruuv conversions send).\n", eventID, strings.Join(ps, ", "))
 	return nil
 }
 

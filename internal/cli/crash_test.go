@@ -66,7 +66,7 @@ func (c call) String() string {
 
 func post(url string, st pruuvtest.Stage, ref string) call {
 	c := call{stage: st.ID, ref: ref, start: time.Now()}
-	r, err := pruuvtest.PostErr(url, st.ID, st.WebhookToken, `{"reference":"`+ref+`","utm_source":"crash","revenue_value":1}`)
+	r, err := pruuvtest.PostErr(url, st.ID, st.WebhookToken, `{"reference":"`+ref+`","utm_source":"crash","revenue_value":1,"msclkid":"m-`+ref+`"}`)
 	c.end = time.Now()
 	if err != nil {
 		c.err = err
@@ -111,11 +111,17 @@ func seed(t *testing.T) uint64 {
 	return s
 }
 
-// crashFunnel creates four stages whose hourly limit cannot interfere.
+// crashFunnel creates four stages whose hourly limit cannot interfere, each
+// mapped on a Microsoft connection, so that every accepted event (they all
+// carry an msclkid) must leave a conversion queued in its own transaction.
 func crashFunnel(t *testing.T, cfg config.Config) []pruuvtest.Stage {
 	stages := pruuvtest.Funnel(t, cfg, "Acme", "Crash", "Lead", "Qualified", "Won", "Paid")
+	pruuvtest.Run(t, cfg, "connection", "add", "--client", "Acme", "--platform", "microsoft",
+		"--set", "customer_id=1234", "--set", "account_id=5678", "--set", "developer_token=dev-token-crash",
+		"--set", "client_id=crash-client", "--set", "refresh_token=refresh-token-crash")
 	for _, s := range stages {
 		pruuvtest.Run(t, cfg, "stage", "set-limit", s.ID, "--per-hour", "1000000")
+		pruuvtest.Run(t, cfg, "connection", "map", "--client", "Acme", "--platform", "microsoft", "--stage", s.ID, "--event", "Crash "+s.Name)
 	}
 	return stages
 }
@@ -349,6 +355,34 @@ func checkHistory(t *testing.T, cfg config.Config, history []call, inDoubt bool)
 	for _, e := range events {
 		if !acked[e.ID] && !maybe[key{e.StageID, e.Reference}] {
 			fail("stored but never "+why, "event %s (%s/%s)", e.ID, e.StageID, e.Reference)
+		}
+	}
+	// The conversion queue is part of the same promise: every stored event's
+	// outbox row (or, once planned, its send) committed with it, and nothing
+	// queued for an event that is not stored.
+	queued := map[string]int{}
+	outbox, err := st.PeekOutbox(ctx, 1_000_000, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outbox {
+		queued[o.Event.ID]++
+	}
+	sends, err := st.ListSends(ctx, store.SendFilter{Platform: "microsoft", Limit: 1_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sr := range sends {
+		queued[sr.EventID]++
+	}
+	for _, e := range events {
+		if queued[e.ID] != 1 {
+			fail("stored event not queued exactly once", "event %s is in the outbox or sends %d times", e.ID, queued[e.ID])
+		}
+	}
+	for id := range queued {
+		if _, ok := byID[id]; !ok {
+			fail("conversion queued for no stored event", "%s", id)
 		}
 	}
 	for k, at := range byKey {

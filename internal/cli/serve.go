@@ -10,8 +10,12 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/pruuv/pruuv/internal/api"
+	"github.com/pruuv/pruuv/internal/auth"
 	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/conversion"
+	"github.com/pruuv/pruuv/internal/dashboard"
+	"github.com/pruuv/pruuv/internal/funnel"
 	"github.com/pruuv/pruuv/internal/ingest"
 	"github.com/pruuv/pruuv/internal/server"
 )
@@ -77,8 +81,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	if err != nil {
 		return err
 	}
+	au := auth.New(auth.Options{Store: st, Key: key, Log: log})
+	fu := funnel.New(st, key, au)
+	dash, err := dashboard.New(dashboard.Options{Store: st, Auth: au, Funnels: fu, Log: log, PublicURL: cfg.PublicURL, ClientIPHeader: cfg.ClientIPHeader})
+	if err != nil {
+		return err
+	}
+	adm, err := api.New(api.Options{Store: st, Auth: au, Funnels: fu, Log: log})
+	if err != nil {
+		return err
+	}
 	srv := server.New(st, in, log, server.WithBrowser(server.BrowserOptions{
-		TrustedProxies: proxies, IPRate: cfg.PixelIPRate, IPBurst: cfg.PixelIPBurst}))
+		TrustedProxies: proxies, IPRate: cfg.PixelIPRate, IPBurst: cfg.PixelIPBurst}),
+		server.Mount(dash, adm))
 	metrics := conversion.NewMetrics(srv.Registerer(), st, log)
 	sched, err := conversion.ParseSchedule(cfg.ConversionsSchedule)
 	if err != nil {

@@ -48,6 +48,9 @@ type Config struct {
 	ConversionsLease time.Duration
 	// Endpoints are the platforms' base URLs (PRUUV_META_API_URL and the like).
 	Endpoints conversion.Endpoints
+
+	PublicURL      string // PRUUV_PUBLIC_URL: the external origin, e.g. https://pruuv.example.com (endpoint URLs, Secure cookies)
+	ClientIPHeader string // PRUUV_CLIENT_IP_HEADER: header a trusted proxy sets to the client address (login limiter)
 }
 
 // Default returns the settings used when nothing is configured.
@@ -106,6 +109,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	set("PRUUV_LOG_LEVEL", &c.LogLevel)
 	set("PRUUV_LOG_FORMAT", &c.LogFormat)
 	set("PRUUV_TRUSTED_PROXIES", &c.TrustedProxies)
+	set("PRUUV_PUBLIC_URL", &c.PublicURL)
+	set("PRUUV_CLIENT_IP_HEADER", &c.ClientIPHeader)
 	if v := getenv("PRUUV_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -178,6 +183,7 @@ func (c *Config) ServeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (PRUUV_TRUSTED_PROXIES)")
 	fs.IntVar(&c.PixelIPRate, "pixel-ip-rate", c.PixelIPRate, "Pixel events per minute per client IP, per process; 0 = no cap (PRUUV_PIXEL_IP_RATE)")
 	fs.IntVar(&c.PixelIPBurst, "pixel-ip-burst", c.PixelIPBurst, "Pixel events a client IP may send at once (PRUUV_PIXEL_IP_BURST)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "external origin of this instance, e.g. https://pruuv.example.com (PRUUV_PUBLIC_URL)")
 }
 
 // Validate says what to fix, naming the variable, for every bad setting.
@@ -206,6 +212,15 @@ func (c Config) Validate() error {
 	}
 	if c.DBMaxConns < 2 || c.DBMaxConns > 1000 {
 		errs = append(errs, fmt.Errorf("PRUUV_DB_MAX_CONNS=%d: want 2 to 1000", c.DBMaxConns))
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("PRUUV_PUBLIC_URL=%q: want an origin such as https://pruuv.example.com (scheme and host, no path)", c.PublicURL))
+		}
+	}
+	if c.ClientIPHeader != "" && !validHeaderName(c.ClientIPHeader) {
+		errs = append(errs, fmt.Errorf("PRUUV_CLIENT_IP_HEADER=%q: want a header name such as X-Real-IP", c.ClientIPHeader))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PRUUV_SHUTDOWN_TIMEOUT=%s: want a positive duration", c.ShutdownTimeout))
@@ -264,6 +279,15 @@ func (c Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
 	return out, nil
 }
 
+func validHeaderName(s string) bool {
+	for _, r := range s {
+		if !(r == '-' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // Level parses LogLevel.
 func (c Config) Level() (slog.Level, error) {
 	var l slog.Level
@@ -290,5 +314,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("db_max_conns", c.DBMaxConns), slog.String("trusted_proxies", c.TrustedProxies),
 		slog.Int("pixel_ip_rate", c.PixelIPRate), slog.Int("pixel_ip_burst", c.PixelIPBurst),
 		slog.String("conversions_schedule", c.ConversionsSchedule), slog.String("conversions_poll", c.ConversionsPoll.String()),
-		slog.String("conversions_lease", c.ConversionsLease.String()))
+		slog.String("conversions_lease", c.ConversionsLease.String()),
+		slog.String("public_url", c.PublicURL), slog.String("client_ip_header", c.ClientIPHeader))
 }

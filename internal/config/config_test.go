@@ -138,3 +138,25 @@ func TestConversionSettings(t *testing.T) {
 		t.Errorf("default lease %s: %v", d.ConversionsLease, d.Validate())
 	}
 }
+
+func TestPublicURLAndClientIPHeader(t *testing.T) {
+	for _, ok := range []string{"", "https://pruuv.example.com", "http://localhost:8080", "https://pruuv.example.com/"} {
+		c := Default()
+		c.PublicURL = ok
+		if err := c.Validate(); err != nil {
+			t.Errorf("PRUUV_PUBLIC_URL=%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"pruuv.example.com", "ftp://x", "https://x.example/app", "https://x.example?a=1", "https://"} {
+		c := Default()
+		c.PublicURL = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "PRUUV_PUBLIC_URL") {
+			t.Errorf("PRUUV_PUBLIC_URL=%q: %v", bad, err)
+		}
+	}
+	c := Default()
+	c.ClientIPHeader = "X Real IP"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "PRUUV_CLIENT_IP_HEADER") {
+		t.Errorf("bad header name: %v", err)
+	}
+}

@@ -46,6 +46,23 @@ const MaxFuture = 24 * time.Hour
 // object, names match exactly, and a documented field given twice is an error.
 // Unknown fields are ignored. Every problem found is reported, not just the first.
 func Decode(body []byte, now time.Time) (Fields, error) {
+	return decode(body, now, nil)
+}
+
+// DecodeBrowser is Decode for payloads written in a visitor's browser, the
+// Pixel's. Their click_timestamp comes from the visitor's clock, which can be
+// far wrong, and that is not the site's fault: a well-formed click_timestamp
+// more than MaxFuture ahead of now, or before 1970, is dropped instead of
+// failing the event, and dropped says so. A malformed one is still an error,
+// as is any other field: the script only writes well-formed times, so a
+// malformed one came from the page's own code.
+func DecodeBrowser(body []byte, now time.Time) (f Fields, dropped bool, err error) {
+	f, err = decode(body, now, &dropped)
+	return f, dropped && err == nil, err
+}
+
+// decode is Decode; a non-nil dropped asks for DecodeBrowser's leniency.
+func decode(body []byte, now time.Time, dropped *bool) (Fields, error) {
 	var f Fields
 	verr := &ValidationError{}
 	switch {
@@ -79,7 +96,7 @@ func Decode(body []byte, now time.Time) (Fields, error) {
 				}
 			} else {
 				seen |= 1 << idx
-				setField(&f, Inputs[idx], body[i:vEnd], now, verr)
+				setField(&f, Inputs[idx], body[i:vEnd], now, verr, dropped)
 			}
 		}
 		i = skipWS(body, vEnd)
@@ -96,7 +113,9 @@ func Decode(body []byte, now time.Time) (Fields, error) {
 	return f, nil
 }
 
-func setField(f *Fields, fd Field, raw []byte, now time.Time, verr *ValidationError) {
+// setField decodes one field into f. With a non-nil dropped, a
+// click_timestamp out of range is skipped and *dropped set (DecodeBrowser).
+func setField(f *Fields, fd Field, raw []byte, now time.Time, verr *ValidationError, dropped *bool) {
 	if string(raw) == "null" {
 		return
 	}
@@ -149,6 +168,10 @@ func setField(f *Fields, fd Field, raw []byte, now time.Time, verr *ValidationEr
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil || len(v) < len("2006-01-02T15:04:05Z") || v[10] != 'T' || !offsetValid(t) {
 			verr.add(fd.Name, "must be an ISO 8601 date-time with a time zone offset or Z, e.g. 2026-03-01T14:30:00Z")
+			return
+		}
+		if dropped != nil && fd.Name == "click_timestamp" && (t.Before(minTime) || t.After(now.Add(MaxFuture))) {
+			*dropped = true
 			return
 		}
 		if t.Before(minTime) {

@@ -415,6 +415,51 @@ func TestDecodeTimestamps(t *testing.T) {
 	}
 }
 
+// DecodeBrowser drops a click_timestamp out of range, which says only that
+// the visitor's clock is wrong, and is Decode in everything else.
+func TestDecodeBrowser(t *testing.T) {
+	edge := now.Add(event.MaxFuture)
+	for _, ts := range []string{
+		edge.Add(time.Second).Format(time.RFC3339),
+		edge.Add(time.Nanosecond).In(time.FixedZone("", 14*3600)).Format(time.RFC3339Nano),
+		"9999-12-31T23:59:59Z",
+		"1969-12-31T23:59:59Z",
+	} {
+		body := `{"reference":"r","gclid":"G","click_timestamp":"` + ts + `"}`
+		f, dropped, err := event.DecodeBrowser([]byte(body), now)
+		if err != nil || !dropped || f.Reference != "r" || f.GCLID != "G" || !f.ClickTimestamp.IsZero() {
+			t.Errorf("DecodeBrowser(%s) = %+v, dropped %v, %v; want the event without click_timestamp", body, f, dropped, err)
+		}
+		if _, err := event.Decode([]byte(body), now); err == nil {
+			t.Errorf("Decode(%s) accepted it: the webhook must stay strict", body)
+		}
+	}
+	// In range: kept, and nothing reported dropped.
+	body := `{"reference":"r","click_timestamp":"` + edge.Format(time.RFC3339) + `"}`
+	if f, dropped, err := event.DecodeBrowser([]byte(body), now); err != nil || dropped || !f.ClickTimestamp.Equal(edge) {
+		t.Errorf("DecodeBrowser(%s) = %v, dropped %v, %v", body, f.ClickTimestamp, dropped, err)
+	}
+	// Everything else is as strict as Decode: a malformed time, the same time
+	// given twice, a future data_timestamp, and other fields' errors, which
+	// an out-of-range click_timestamp does not hide.
+	future := `"` + edge.Add(time.Hour).Format(time.RFC3339) + `"`
+	for _, c := range []struct {
+		body string
+		want map[string][]string
+	}{
+		{`{"reference":"r","click_timestamp":"yesterday"}`, map[string][]string{"click_timestamp": {msgTime}}},
+		{`{"reference":"r","click_timestamp":` + future + `,"click_timestamp":` + future + `}`, map[string][]string{"click_timestamp": {msgTwice}}},
+		{`{"reference":"r","data_timestamp":` + future + `}`, map[string][]string{"data_timestamp": {msgFuture}}},
+		{`{"reference":"","click_timestamp":` + future + `}`, map[string][]string{"reference": {msgEmptyRef}}},
+	} {
+		_, dropped, err := event.DecodeBrowser([]byte(c.body), now)
+		var verr *event.ValidationError
+		if !errors.As(err, &verr) || !reflect.DeepEqual(verr.Details, c.want) || dropped {
+			t.Errorf("DecodeBrowser(%s) = %v, dropped %v; want details %q", c.body, err, dropped, c.want)
+		}
+	}
+}
+
 func TestDecodeRevenue(t *testing.T) {
 	valid := []struct {
 		raw  string

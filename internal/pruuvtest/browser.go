@@ -184,8 +184,23 @@ func Exceptions(t testing.TB, ctx context.Context) *ExceptionLog {
 // path to the HTML that goes in its <body>; other paths are 404s.
 func Site(t testing.TB, pages map[string]string) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, ok := pages[r.URL.Path]
+	srv, set := SiteLater(t)
+	set(pages)
+	return srv
+}
+
+// SiteLater is Site for pages that can be written only once the site's origin
+// is known: those that carry a real site key, which Pruuv issues for a list of
+// origins. Every path is a 404 until set gives the server its pages; set may
+// be called again to replace them.
+func SiteLater(t testing.TB) (srv *httptest.Server, set func(pages map[string]string)) {
+	t.Helper()
+	var mu sync.Mutex
+	current := map[string]string{}
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		body, ok := current[r.URL.Path]
+		mu.Unlock()
 		if !ok {
 			http.NotFound(w, r)
 			return
@@ -194,5 +209,13 @@ func Site(t testing.TB, pages map[string]string) *httptest.Server {
 		fmt.Fprintf(w, "<!doctype html><html><head><title>site</title></head><body>%s</body></html>", body)
 	}))
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, func(pages map[string]string) {
+		copied := make(map[string]string, len(pages))
+		for k, v := range pages {
+			copied[k] = v
+		}
+		mu.Lock()
+		current = copied
+		mu.Unlock()
+	}
 }

@@ -65,3 +65,33 @@ func TestSite(t *testing.T) {
 		t.Errorf("GET /b: %d", resp.StatusCode)
 	}
 }
+
+func TestSiteLater(t *testing.T) {
+	site, set := pruuvtest.SiteLater(t)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := pruuvtest.Client().Get(site.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/a"); code != 404 {
+		t.Errorf("GET /a before set: %d, want 404", code)
+	}
+	pages := map[string]string{"/a": "first " + site.URL}
+	set(pages)
+	pages["/a"] = "changed after set"
+	if code, body := get("/a"); code != 200 || !strings.Contains(body, "<body>first "+site.URL+"</body>") {
+		t.Errorf("GET /a after set: %d %q", code, body)
+	}
+	set(map[string]string{"/b": "second"})
+	if code, _ := get("/a"); code != 404 {
+		t.Errorf("GET /a after a second set without it: %d, want 404", code)
+	}
+	if code, body := get("/b"); code != 200 || !strings.Contains(body, "<body>second</body>") {
+		t.Errorf("GET /b: %d %q", code, body)
+	}
+}

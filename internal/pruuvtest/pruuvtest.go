@@ -197,6 +197,7 @@ func Env(cfg config.Config) []string {
 		"PRUUV_GOOGLE_ADS_API_URL=" + cfg.Endpoints.GoogleAds, "PRUUV_GOOGLE_OAUTH_URL=" + cfg.Endpoints.GoogleOAuth,
 		"PRUUV_TIKTOK_API_URL=" + cfg.Endpoints.TikTok, "PRUUV_MICROSOFT_API_URL=" + cfg.Endpoints.Microsoft,
 		"PRUUV_MICROSOFT_OAUTH_URL=" + cfg.Endpoints.MicrosoftOAuth,
+		"PRUUV_PUBLIC_URL=" + cfg.PublicURL, "PRUUV_CLIENT_IP_HEADER=" + cfg.ClientIPHeader,
 	}
 }
 
@@ -300,17 +301,9 @@ type Process struct {
 // until it is ready. It is killed when the test ends, if still running.
 func StartProcess(t testing.TB, cfg config.Config) *Process {
 	t.Helper()
-	return StartCommand(t, cfg, Binary(t))
-}
-
-// StartCommand is StartProcess running `bin serve` with extra environment
-// variables: bin is a program that runs cli.Run itself, such as the test
-// binary re-executed with platform clients of its own.
-func StartCommand(t testing.TB, cfg config.Config, bin string, env ...string) *Process {
-	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(append(os.Environ(), Env(cfg)...), env...)
+	cmd := exec.Command(Binary(t), "serve")
+	cmd.Env = append(os.Environ(), Env(cfg)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -95,7 +95,8 @@ func (s *Server) handleTrack(w http.ResponseWriter, r *http.Request) {
 }
 
 // track answers in the contract's order: size, site key, origin, stage,
-// validation, the per-IP cap, duplicate, the stage's Pixel quota, store.
+// validation (the webhook's, but for a click_timestamp out of range), the
+// per-IP cap, duplicate, the stage's Pixel quota, store.
 func (s *Server) track(w http.ResponseWriter, r *http.Request) string {
 	w.Header().Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
@@ -149,12 +150,17 @@ func (s *Server) track(w http.ResponseWriter, r *http.Request) string {
 	allowOrigin(w, origin)
 
 	now := s.ingest.Now()
-	fields, err := event.Decode(body, now)
+	// The browser's decoder drops a click_timestamp that the visitor's clock
+	// put out of range, rather than refusing the event for it.
+	fields, dropped, err := event.DecodeBrowser(body, now)
 	var verr *event.ValidationError
 	if errors.As(err, &verr) {
 		s.logFailure(r, http.StatusBadRequest, outcomeInvalid, nil)
 		writeJSON(w, http.StatusBadRequest, validationBody(verr.Details))
 		return outcomeInvalid
+	}
+	if dropped {
+		s.log.DebugContext(r.Context(), "click_timestamp dropped: out of range", "stage_id", stageID)
 	}
 
 	ip := clientIP(r, s.browser.trusted)

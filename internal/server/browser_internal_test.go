@@ -33,7 +33,7 @@ func TestEnvelope(t *testing.T) {
 	}
 }
 
-// The envelope goes to event.Decode unchanged: its names must stay unknown
+// The envelope goes to event.DecodeBrowser unchanged: its names must stay unknown
 // fields there, ignored.
 func TestEnvelopeIsIgnoredByTheDecoder(t *testing.T) {
 	for _, in := range event.Inputs {
@@ -42,8 +42,8 @@ func TestEnvelopeIsIgnoredByTheDecoder(t *testing.T) {
 		}
 	}
 	now := time.Now()
-	with, err1 := event.Decode([]byte(`{"site_key":"pk_a","stage_id":"stg_b","reference":"r","utm_source":"g"}`), now)
-	without, err2 := event.Decode([]byte(`{"reference":"r","utm_source":"g"}`), now)
+	with, _, err1 := event.DecodeBrowser([]byte(`{"site_key":"pk_a","stage_id":"stg_b","reference":"r","utm_source":"g"}`), now)
+	without, _, err2 := event.DecodeBrowser([]byte(`{"reference":"r","utm_source":"g"}`), now)
 	if err1 != nil || err2 != nil || !reflect.DeepEqual(with, without) {
 		t.Fatalf("%+v %v\n%+v %v", with, err1, without, err2)
 	}

@@ -137,6 +137,7 @@ func TestPixelEndpoint(t *testing.T) {
 			t.Run("stored", func(t *testing.T) { testPixelStored(t, f) })
 			t.Run("refused", func(t *testing.T) { testPixelRefused(t, f) })
 			t.Run("validation", func(t *testing.T) { testPixelValidation(t, f) })
+			t.Run("visitor clock", func(t *testing.T) { testVisitorClock(t, f) })
 			t.Run("dedup", func(t *testing.T) { testDedupAcrossSources(t, f) })
 			t.Run("quotas", func(t *testing.T) { testSeparateQuotas(t, f) })
 		})
@@ -327,6 +328,54 @@ func testPixelValidation(t *testing.T, f pixelFixture) {
 	}
 	if evs := events(t, f.cfg, f.paid.ID); len(evs) != 0 {
 		t.Errorf("invalid requests stored %d events", len(evs))
+	}
+}
+
+// A click_timestamp that the visitor's clock put out of range does not cost
+// the event: the Pixel stores it without one. The webhook still refuses it,
+// and a malformed one is a 400 on both.
+func testVisitorClock(t *testing.T, f pixelFixture) {
+	farFuture := time.Now().Add(event.MaxFuture + time.Hour).UTC().Format(time.RFC3339Nano)
+	for i, ts := range []string{farFuture, "2999-01-01T00:00:00.000Z", "1969-12-31T23:59:59.999Z"} {
+		ref := "CLOCK-" + strconv.Itoa(i)
+		fields := `"reference":"` + ref + `","gclid":"G-CLOCK","click_timestamp":"` + ts + `"`
+		px := post(t, f.url, shop, pixelBody(f.key, f.lead.ID, fields))
+		if px.Status != 200 || px.JSON["event_id"] == nil {
+			t.Errorf("pixel, click_timestamp %s: %d %s, want the event stored", ts, px.Status, px.Body)
+		}
+		wh := pruuvtest.Post(t, f.url, f.lead.ID, f.lead.WebhookToken, "{"+fields+"}")
+		if wh.Status != 400 || !strings.Contains(wh.Body, `"click_timestamp"`) {
+			t.Errorf("webhook, click_timestamp %s: %d %s, want a 400 for it", ts, wh.Status, wh.Body)
+		}
+	}
+	// In range, the browser's time is kept as sent.
+	const inRange = "2026-01-02T03:04:05.678Z"
+	if px := post(t, f.url, shop, pixelBody(f.key, f.lead.ID, `"reference":"CLOCK-OK","click_timestamp":"`+inRange+`"`)); px.Status != 200 {
+		t.Fatalf("pixel, click_timestamp %s: %d %s", inRange, px.Status, px.Body)
+	}
+	for _, bad := range []string{`"yesterday"`, `1767323045`} {
+		px := post(t, f.url, shop, pixelBody(f.key, f.lead.ID, `"reference":"CLOCK-BAD","click_timestamp":`+bad))
+		if px.Status != 400 || !strings.Contains(px.Body, `"click_timestamp"`) {
+			t.Errorf("pixel, click_timestamp %s: %d %s, want a 400 for it", bad, px.Status, px.Body)
+		}
+	}
+	got := map[string]map[string]any{}
+	for _, e := range events(t, f.cfg, f.lead.ID) {
+		if ref := e["reference"].(string); strings.HasPrefix(ref, "CLOCK-") {
+			got[ref] = e
+		}
+	}
+	for i := range 3 {
+		e := got["CLOCK-"+strconv.Itoa(i)]
+		if e == nil || e["source"] != "pixel" || e["gclid"] != "G-CLOCK" || e["click_timestamp"] != nil {
+			t.Errorf("CLOCK-%d stored as %v, want a pixel event with its gclid and no click_timestamp", i, e)
+		}
+	}
+	if e := got["CLOCK-OK"]; e == nil || e["click_timestamp"] != inRange {
+		t.Errorf("CLOCK-OK stored as %v, want click_timestamp %s", e, inRange)
+	}
+	if len(got) != 4 {
+		t.Errorf("%d events stored, want 4 (three without click_timestamp, one with): %v", len(got), got)
 	}
 }
 

@@ -24,6 +24,19 @@ type Server struct {
 	registry *prometheus.Registry
 	draining atomic.Bool
 	browser  browser // the Pixel's endpoint (browser.go)
+	surfaces []Surface
+}
+
+// Surface is a set of routes mounted beside the Webhook API: the dashboard
+// (internal/dashboard) and the admin API (internal/api) each keep theirs in
+// one table and register them here.
+type Surface interface {
+	Register(mux *http.ServeMux)
+}
+
+// Mount adds surfaces to the server's routes.
+func Mount(surfaces ...Surface) Option {
+	return func(s *Server) { s.surfaces = append(s.surfaces, surfaces...) }
 }
 
 // New builds the HTTP surface over an open store and a running ingest service.
@@ -57,5 +70,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.Handle("GET /pixel.js", pixel.Handler())
+	// The dashboard's pages (login, /funnels, /connections/webhooks, /events…)
+	// and the admin API under /api/v1/.
+	for _, sf := range s.surfaces {
+		sf.Register(mux)
+	}
 	return mux
 }

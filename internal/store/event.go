@@ -58,23 +58,53 @@ func (s *Store) HourlyUse(ctx context.Context, stageID string, hourStart int64) 
 	return n, s.wrap(err, "read hourly use")
 }
 
-// EventFilter narrows ListEvents.
+// EventFilter narrows ListEvents. Zero values do not filter.
 type EventFilter struct {
-	StageID string // empty: every stage
-	Limit   int    // at most this many, newest first
+	StageID   string // empty: every stage
+	Source    event.Source
+	Reference string    // exact match
+	From, To  time.Time // received at or after From, before To
+	Before    string    // only events whose id sorts before this one (the next page)
+	Limit     int       // at most this many, newest first
 }
 
-// ListEvents returns stored events, newest first.
-func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]event.Event, error) {
+func eventColumnList() string {
 	cols := []string{"id", "stage_id", "source", "received_at"}
 	for _, fd := range event.Schema {
 		cols = append(cols, fd.Column())
 	}
-	q := "SELECT " + strings.Join(cols, ", ") + " FROM events"
+	return strings.Join(cols, ", ")
+}
+
+// ListEvents returns stored events, newest first.
+func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]event.Event, error) {
+	var where []string
 	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
 	if f.StageID != "" {
-		q += " WHERE stage_id = $1"
-		args = append(args, f.StageID)
+		add("stage_id = ?", f.StageID)
+	}
+	if f.Source != "" {
+		add("source = ?", string(f.Source))
+	}
+	if f.Reference != "" {
+		add("reference = ?", f.Reference)
+	}
+	if !f.From.IsZero() {
+		add("received_at >= ?", f.From.UnixMilli())
+	}
+	if !f.To.IsZero() {
+		add("received_at < ?", f.To.UnixMilli())
+	}
+	if f.Before != "" {
+		add("id < ?", f.Before)
+	}
+	q := "SELECT " + eventColumnList() + " FROM events"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	// Event ids are UUIDv7: the primary key is already in arrival order.
 	q += " ORDER BY id DESC"
@@ -87,32 +117,56 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]event.Event, e
 	}
 	defer rows.Close()
 	var out []event.Event
-	texts := make([]*string, len(event.Schema))
-	nums := make([]*int64, len(event.Schema))
 	for rows.Next() {
-		var e event.Event
-		var src string
-		var ms int64
-		dest := []any{&e.ID, &e.StageID, &src, &ms}
-		for i, fd := range event.Schema {
-			if fd.Numeric() {
-				dest = append(dest, &nums[i])
-			} else {
-				dest = append(dest, &texts[i])
-			}
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, s.wrap(err, "list events")
-		}
-		e.Source, e.ReceivedAt = event.Source(src), time.UnixMilli(ms).UTC()
-		for i, fd := range event.Schema {
-			if err := fd.Scan(&e.Fields, texts[i], nums[i]); err != nil {
-				return nil, fmt.Errorf("event %s field %s: %w", e.ID, fd.Name, err)
-			}
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, e)
 	}
 	return out, s.wrap(rows.Err(), "list events")
+}
+
+// GetEvent returns one event, or ErrNotFound.
+func (s *Store) GetEvent(ctx context.Context, id string) (event.Event, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT "+eventColumnList()+" FROM events WHERE id = $1", id)
+	if err != nil {
+		return event.Event{}, s.wrap(err, "event "+id)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return event.Event{}, s.wrap(err, "event "+id)
+		}
+		return event.Event{}, fmt.Errorf("event %s: %w", id, ErrNotFound)
+	}
+	return scanEvent(rows)
+}
+
+func scanEvent(rows *sql.Rows) (event.Event, error) {
+	var e event.Event
+	var src string
+	var ms int64
+	texts := make([]*string, len(event.Schema))
+	nums := make([]*int64, len(event.Schema))
+	dest := []any{&e.ID, &e.StageID, &src, &ms}
+	for i, fd := range event.Schema {
+		if fd.Numeric() {
+			dest = append(dest, &nums[i])
+		} else {
+			dest = append(dest, &texts[i])
+		}
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return e, fmt.Errorf("read event: %w", err)
+	}
+	e.Source, e.ReceivedAt = event.Source(src), time.UnixMilli(ms).UTC()
+	for i, fd := range event.Schema {
+		if err := fd.Scan(&e.Fields, texts[i], nums[i]); err != nil {
+			return e, fmt.Errorf("event %s field %s: %w", e.ID, fd.Name, err)
+		}
+	}
+	return e, nil
 }
 
 // PruneRateBuckets deletes hourly counters of windows that started before

@@ -63,17 +63,47 @@ func NewWebhook() string {
 
 // IsWebhook reports whether s has the shape and checksum of a webhook token, so
 // garbage is refused without touching the database.
-func IsWebhook(s string) bool {
-	if len(s) != WebhookLen || !strings.HasPrefix(s, WebhookPrefix) || s[WebhookLen-checksumLen-1] != '_' {
+func IsWebhook(s string) bool { return checksummed(s, WebhookPrefix) }
+
+// checksummed reports whether s is prefix, 32 base62 characters, "_" and the
+// CRC32 checksum of everything before it.
+func checksummed(s, prefix string) bool {
+	n := len(prefix) + secretLen + 1 + checksumLen
+	if len(s) != n || !strings.HasPrefix(s, prefix) || s[n-checksumLen-1] != '_' {
 		return false
 	}
-	body := s[:WebhookLen-checksumLen-1]
-	for i := len(WebhookPrefix); i < len(body); i++ {
+	body := s[:n-checksumLen-1]
+	for i := len(prefix); i < len(body); i++ {
 		if strings.IndexByte(base62, body[i]) < 0 {
 			return false
 		}
 	}
-	return s[WebhookLen-checksumLen:] == encodeBase62(uint64(crc32.ChecksumIEEE([]byte(body))), checksumLen)
+	return s[n-checksumLen:] == encodeBase62(uint64(crc32.ChecksumIEEE([]byte(body))), checksumLen)
+}
+
+// APIKeyPrefix starts every admin API key; like a webhook token it has a
+// checksum, so scanners can find leaked keys and garbage costs no lookup.
+const APIKeyPrefix = "pruuv_key_"
+
+// APIKeyLen is the exact length of an admin API key.
+const APIKeyLen = len(APIKeyPrefix) + secretLen + 1 + checksumLen
+
+// NewAPIKey returns a fresh admin API key: the prefix, 32 random base62
+// characters and a CRC32 checksum of everything before it.
+func NewAPIKey() string {
+	body := APIKeyPrefix + randomBase62(secretLen)
+	return body + "_" + encodeBase62(uint64(crc32.ChecksumIEEE([]byte(body))), checksumLen)
+}
+
+// IsAPIKey reports whether s has the shape and checksum of an admin API key.
+func IsAPIKey(s string) bool { return checksummed(s, APIKeyPrefix) }
+
+// APIKeyHint is what may be shown of an API key without revealing it.
+func APIKeyHint(key string) string {
+	if len(key) < 4 {
+		return "…"
+	}
+	return APIKeyPrefix + "…" + key[len(key)-4:]
 }
 
 // Hint is what may be shown of a token without revealing it.

@@ -138,13 +138,12 @@ func (c *Client) Check(cv *conversion.Conversion, now time.Time) conversion.Verd
 // Send delivers one batch through the connection's API and returns one Result
 // per conversion, in order.
 func (c *Client) Send(ctx context.Context, conn conversion.Connection, batch []conversion.Conversion) []conversion.Result {
-	res := make([]conversion.Result, len(batch))
 	s, err := parseSettings(conn.Settings)
 	if err != nil {
-		fill(res, indexes(len(batch)), conversion.Result{Outcome: conversion.Permanent,
+		return conversion.AllResults(len(batch), conversion.Result{Outcome: conversion.Permanent,
 			Message: "the Google connection's settings are invalid: " + err.Error()})
-		return res
 	}
+	res := make([]conversion.Result, len(batch))
 	for start := 0; start < len(batch); start += maxBatch {
 		end := min(start+maxBatch, len(batch))
 		if s.api == apiAds {
@@ -162,7 +161,7 @@ func (c *Client) Summary(cv *conversion.Conversion) string {
 	f := &cv.Fields
 	parts := []string{"action=" + cv.EventName, "id=" + cv.EventID, "time=" + stamp(cv.Time)}
 	if kind, id := clickID(f); kind != "" {
-		parts = append(parts, kind+"="+shorten(id, 8))
+		parts = append(parts, kind+"="+conversion.Shorten(id, 8))
 	}
 	if !f.ClickTimestamp.IsZero() {
 		parts = append(parts, "click_time="+stamp(f.ClickTimestamp))
@@ -174,10 +173,10 @@ func (c *Client) Summary(cv *conversion.Conversion) string {
 		parts = append(parts, "currency="+f.Currency)
 	}
 	if f.EmailGoogleSHA256 != "" {
-		parts = append(parts, "email_sha256="+shorten(f.EmailGoogleSHA256, 8))
+		parts = append(parts, "email_sha256="+conversion.Shorten(f.EmailGoogleSHA256, 8))
 	}
 	if f.PhoneSHA256 != "" {
-		parts = append(parts, "phone_sha256="+shorten(f.PhoneSHA256, 8))
+		parts = append(parts, "phone_sha256="+conversion.Shorten(f.PhoneSHA256, 8))
 	}
 	return strings.Join(parts, " ")
 }
@@ -194,13 +193,6 @@ func clickID(f *event.Fields) (kind, id string) {
 		return "wbraid", f.WBRAID
 	}
 	return "", ""
-}
-
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,31 +26,15 @@ type reply struct {
 // do sends req and reads the answer. A request that got no answer (refused
 // connection, timeout, cancelled context) is Transient with no status.
 func (c *Client) do(req *http.Request) (*reply, *conversion.Result) {
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, &conversion.Result{Outcome: conversion.Transient, Message: "no answer: " + describeNetErr(err)}
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
-	if err != nil {
+	resp, body, err := conversion.Exchange(c.hc, req, 0, maxReply)
+	switch {
+	case resp == nil:
+		return nil, &conversion.Result{Outcome: conversion.Transient, Message: "no answer: " + conversion.NetError(err)}
+	case err != nil:
 		return nil, &conversion.Result{Outcome: conversion.Transient, HTTPStatus: resp.StatusCode,
-			Message: "answer cut short: " + describeNetErr(err)}
+			Message: "answer cut short: " + conversion.NetError(err)}
 	}
 	return &reply{status: resp.StatusCode, header: resp.Header, body: body}, nil
-}
-
-// describeNetErr names a transport failure without the request's URL.
-func describeNetErr(err error) string {
-	var ue *url.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ue) && ue.Timeout():
-		return "timed out"
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	case ue != nil:
-		return ue.Err.Error()
-	}
-	return err.Error()
 }
 
 // call POSTs body as JSON with a fresh or cached access token; when Google
@@ -220,16 +200,11 @@ func (c *Client) wholeRequest(rep *reply, e *apiError) conversion.Result {
 // retryAfter reads Retry-After (seconds or an HTTP date) or, failing that, a
 // google.rpc.RetryInfo detail.
 func (c *Client) retryAfter(h http.Header, e *apiError) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-			return time.Duration(n) * time.Second
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			if d := t.Sub(c.now()); d > 0 {
-				return d
-			}
-			return 0
-		}
+	if d, ok := conversion.RetryAfter(h, c.now()); ok {
+		return d
+	}
+	if _, err := http.ParseTime(strings.TrimSpace(h.Get("Retry-After"))); err == nil {
+		return 0 // a date already past: Google says go now, whatever RetryInfo says
 	}
 	if e != nil {
 		for _, d := range e.Error.Details {

@@ -262,10 +262,7 @@ func short(clickID string) string {
 	if clickID == "" {
 		return "(none)"
 	}
-	if len(clickID) <= 8 {
-		return clickID
-	}
-	return clickID[:8] + "…"
+	return conversion.Shorten(clickID, 8)
 }
 
 func cut(hash string) string {

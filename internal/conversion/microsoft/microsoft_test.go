@@ -512,30 +512,10 @@ func TestBatchErrorsFault(t *testing.T) {
 	c := New(conversion.Endpoints{}, nil)
 	ans := &applyResponse{TrackingId: "t-1", Type: "ApiFaultDetail",
 		BatchErrors: []BatchError{{Code: 5604, ErrorCode: "OfflineConversionMicrosoftClickIdInvalid", Index: 1}, {Code: 117, Index: 7}}}
-	rs := c.judge(400, http.Header{}, ans, make([]conversion.Result, 3))
+	rs := c.judge(400, http.Header{}, ans, 3)
 	if rs[0].Outcome != conversion.Transient || rs[2].Outcome != conversion.Transient ||
 		rs[1].Outcome != conversion.Permanent || !strings.Contains(rs[1].Message, "5604") || !strings.Contains(rs[1].Message, "t-1") {
 		t.Fatalf("%+v", rs)
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	now := start
-	for v, want := range map[string]time.Duration{
-		"":                              0,
-		"120":                           2 * time.Minute,
-		"-5":                            0,
-		"soon":                          0,
-		"Fri, 20 Nov 2026 15:01:30 GMT": 90 * time.Second,
-		"Fri, 20 Nov 2026 14:00:00 GMT": 0,
-	} {
-		h := http.Header{}
-		if v != "" {
-			h.Set("Retry-After", v)
-		}
-		if got := retryAfter(h, now); got != want {
-			t.Errorf("Retry-After %q: %v, want %v", v, got, want)
-		}
 	}
 }
 

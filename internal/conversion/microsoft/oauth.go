@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -130,27 +129,24 @@ func (c *Client) refresh(ctx context.Context, s map[string]string, refreshToken 
 		form.Set("client_secret", secret)
 	}
 	u := c.oauth + "/" + url.PathEscape(tenant(s)) + "/oauth2/v2.0/token"
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, &authError{conversion.Result{Outcome: conversion.Permanent, Message: "microsoft: bad OAuth URL: " + err.Error()}}
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, &authError{conversion.Result{Outcome: conversion.Transient, Message: "no answer from the Microsoft identity platform: " + transportError(err)}}
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
+	resp, body, err := conversion.Exchange(c.hc, req, c.timeout, conversion.MaxAnswer)
+	switch {
+	case resp == nil:
+		return nil, &authError{conversion.Result{Outcome: conversion.Transient, Message: "no answer from the Microsoft identity platform: " + conversion.NetError(err)}}
+	case err != nil:
 		return nil, &authError{conversion.Result{Outcome: conversion.Transient, HTTPStatus: resp.StatusCode,
 			Message: "reading the Microsoft identity platform's answer: " + err.Error()}}
 	}
 	var tok tokenResponse
 	jsonErr := json.Unmarshal(body, &tok)
-	res := conversion.Result{HTTPStatus: resp.StatusCode, RetryAfter: retryAfter(resp.Header, c.now())}
+	wait, _ := conversion.RetryAfter(resp.Header, c.now())
+	res := conversion.Result{HTTPStatus: resp.StatusCode, RetryAfter: wait}
 	switch {
 	case resp.StatusCode == http.StatusOK && jsonErr == nil && tok.AccessToken != "":
 		return &tok, nil

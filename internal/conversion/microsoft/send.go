@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,9 +15,6 @@ import (
 	"github.com/pruuv/pruuv/internal/conversion"
 	"github.com/pruuv/pruuv/internal/event"
 )
-
-// maxBody bounds what is read of an answer.
-const maxBody = 1 << 20
 
 // ApplyRequest is the JSON body of ApplyOfflineConversions.
 type ApplyRequest struct {
@@ -84,10 +79,10 @@ const (
 // Send delivers one batch. Conversions that cannot be put on the wire (no
 // goal, no msclkid) are refused here; the rest go in one call per 1,000.
 func (c *Client) Send(ctx context.Context, conn conversion.Connection, batch []conversion.Conversion) []conversion.Result {
-	results := make([]conversion.Result, len(batch))
 	if err := settingsError(check(conn.Settings)); err != nil {
-		return fill(results, conversion.Result{Outcome: conversion.Permanent, Message: err.Error()})
+		return conversion.AllResults(len(batch), conversion.Result{Outcome: conversion.Permanent, Message: err.Error()})
 	}
+	results := make([]conversion.Result, len(batch))
 	var (
 		wire []OfflineConversion
 		at   []int // at[i] is the batch index of wire[i]
@@ -109,13 +104,6 @@ func (c *Client) Send(ctx context.Context, conn conversion.Connection, batch []c
 		}
 	}
 	return results
-}
-
-func fill(rs []conversion.Result, r conversion.Result) []conversion.Result {
-	for i := range rs {
-		rs[i] = r
-	}
-	return rs
 }
 
 // build maps a conversion to the wire, or says why it cannot be sent.
@@ -151,10 +139,10 @@ func build(cv *conversion.Conversion, defaultGoal string) (OfflineConversion, st
 // apply makes one ApplyOfflineConversions call (twice when the access token
 // turns out expired) and returns one result per conversion.
 func (c *Client) apply(ctx context.Context, conn conversion.Connection, wire []OfflineConversion) []conversion.Result {
-	results := make([]conversion.Result, len(wire))
+	n := len(wire)
 	body, err := json.Marshal(ApplyRequest{OfflineConversions: wire})
 	if err != nil {
-		return fill(results, conversion.Result{Outcome: conversion.Permanent, Message: "microsoft: encoding the request: " + err.Error()})
+		return conversion.AllResults(n, conversion.Result{Outcome: conversion.Permanent, Message: "microsoft: encoding the request: " + err.Error()})
 	}
 	stale := ""
 	for attempt := 0; ; attempt++ {
@@ -162,22 +150,22 @@ func (c *Client) apply(ctx context.Context, conn conversion.Connection, wire []O
 		if err != nil {
 			var ae *authError
 			if errors.As(err, &ae) {
-				return fill(results, ae.res)
+				return conversion.AllResults(n, ae.res)
 			}
-			return fill(results, conversion.Result{Outcome: conversion.Transient, Message: err.Error()})
+			return conversion.AllResults(n, conversion.Result{Outcome: conversion.Transient, Message: err.Error()})
 		}
 		status, hdr, ans, raw, res := c.post(ctx, conn, token, body)
 		if res != nil {
-			return fill(results, *res)
+			return conversion.AllResults(n, *res)
 		}
 		if attempt == 0 && expired(status, ans) {
 			stale = token
 			continue
 		}
 		if ans == nil {
-			return fill(results, undecodable(status, hdr, raw, c.now()))
+			return conversion.AllResults(n, undecodable(status, hdr, raw, c.now()))
 		}
-		return c.judge(status, hdr, ans, results)
+		return c.judge(status, hdr, ans, n)
 	}
 }
 
@@ -201,8 +189,6 @@ func expired(status int, ans *applyResponse) bool {
 // post sends the body. ans is nil when the answer is not JSON; a non-nil
 // Result judges a call that got no answer at all.
 func (c *Client) post(ctx context.Context, conn conversion.Connection, token string, body []byte) (int, http.Header, *applyResponse, []byte, *conversion.Result) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.api+APIPath, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, nil, nil, &conversion.Result{Outcome: conversion.Permanent, Message: "microsoft: bad API URL: " + err.Error()}
@@ -214,15 +200,14 @@ func (c *Client) post(ctx context.Context, conn conversion.Connection, token str
 	req.Header.Set("DeveloperToken", s[SettingDeveloperToken])
 	req.Header.Set("CustomerId", s[SettingCustomerID])
 	req.Header.Set("CustomerAccountId", s[SettingAccountID])
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return 0, nil, nil, nil, &conversion.Result{Outcome: conversion.Transient, Message: "no answer from Microsoft Advertising: " + transportError(err)}
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
+	resp, raw, err := conversion.Exchange(c.hc, req, c.timeout, conversion.MaxAnswer)
+	switch {
+	case resp == nil:
+		return 0, nil, nil, nil, &conversion.Result{Outcome: conversion.Transient, Message: "no answer from Microsoft Advertising: " + conversion.NetError(err)}
+	case err != nil:
+		wait, _ := conversion.RetryAfter(resp.Header, c.now())
 		return 0, nil, nil, nil, &conversion.Result{Outcome: conversion.Transient, HTTPStatus: resp.StatusCode,
-			RetryAfter: retryAfter(resp.Header, c.now()), Message: "reading Microsoft Advertising's answer: " + transportError(err)}
+			RetryAfter: wait, Message: "reading Microsoft Advertising's answer: " + conversion.NetError(err)}
 	}
 	var ans applyResponse
 	if len(bytes.TrimSpace(raw)) == 0 || json.Unmarshal(raw, &ans) != nil {
@@ -243,19 +228,20 @@ func undecodable(status int, hdr http.Header, raw []byte, now time.Time) convers
 	if status >= 400 && status < 500 && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout {
 		out = conversion.Permanent
 	}
-	return conversion.Result{Outcome: out, HTTPStatus: status, RetryAfter: retryAfter(hdr, now),
+	wait, _ := conversion.RetryAfter(hdr, now)
+	return conversion.Result{Outcome: out, HTTPStatus: status, RetryAfter: wait,
 		Message: fmt.Sprintf("Microsoft Advertising answered %d with %s", status, snippet(raw))}
 }
 
 // judge turns a decoded answer into results.
-func (c *Client) judge(status int, hdr http.Header, ans *applyResponse, results []conversion.Result) []conversion.Result {
-	wait := retryAfter(hdr, c.now())
+func (c *Client) judge(status int, hdr http.Header, ans *applyResponse, n int) []conversion.Result {
+	wait, _ := conversion.RetryAfter(hdr, c.now())
 	track := ""
 	if ans.TrackingId != "" {
 		track = " (TrackingId " + ans.TrackingId + ")"
 	}
 	if status >= 200 && status < 300 && len(ans.Errors) == 0 && len(ans.OperationErrors) == 0 {
-		fill(results, conversion.Result{Outcome: conversion.Sent, HTTPStatus: status})
+		results := conversion.AllResults(n, conversion.Result{Outcome: conversion.Sent, HTTPStatus: status})
 		for _, e := range ans.PartialErrors {
 			if e.Index < 0 || e.Index >= len(results) {
 				continue
@@ -278,12 +264,12 @@ func (c *Client) judge(status int, hdr http.Header, ans *applyResponse, results 
 				}
 			}
 		}
-		return fill(results, conversion.Result{Outcome: out, HTTPStatus: status, RetryAfter: ra, Message: opMessage(ops) + track})
+		return conversion.AllResults(n, conversion.Result{Outcome: out, HTTPStatus: status, RetryAfter: ra, Message: opMessage(ops) + track})
 	}
 	if len(ans.BatchErrors) > 0 {
 		// The call was refused because of some items: they carry the
 		// verdict, the others go again without them.
-		fill(results, conversion.Result{Outcome: conversion.Transient, HTTPStatus: status,
+		results := conversion.AllResults(n, conversion.Result{Outcome: conversion.Transient, HTTPStatus: status,
 			Message: "not applied: Microsoft refused other conversions of the same call" + track})
 		for _, e := range ans.BatchErrors {
 			if e.Index < 0 || e.Index >= len(results) {
@@ -297,7 +283,7 @@ func (c *Client) judge(status int, hdr http.Header, ans *applyResponse, results 
 	if status == http.StatusTooManyRequests || status >= 500 || status == http.StatusRequestTimeout {
 		out = conversion.Transient
 	}
-	return fill(results, conversion.Result{Outcome: out, HTTPStatus: status, RetryAfter: wait,
+	return conversion.AllResults(n, conversion.Result{Outcome: out, HTTPStatus: status, RetryAfter: wait,
 		Message: fmt.Sprintf("Microsoft Advertising answered %d%s", status, track)})
 }
 
@@ -358,38 +344,4 @@ func snippet(raw []byte) string {
 		s = s[:200] + "…"
 	}
 	return strconv.Quote(s)
-}
-
-// transportError describes a failed exchange without the request URL, which
-// says nothing the audit log needs.
-func transportError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "timed out"
-	}
-	if errors.Is(err, context.Canceled) {
-		return "cancelled"
-	}
-	return err.Error()
-}
-
-// retryAfter parses Retry-After as seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

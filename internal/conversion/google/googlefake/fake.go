@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pruuv/pruuv/internal/conversion/fakekit"
 )
 
 // The credentials and accounts a new Fake knows.
@@ -70,11 +72,11 @@ type Fake struct {
 	clickConvs     map[string]bool // action + click + time, uploaded
 	accepted       []string
 	acceptedSet    map[string]bool
-	apiFails       []Kind
-	tokenFails     []Kind
+	apiFails       fakekit.Failures[Kind]
+	tokenFails     fakekit.Failures[Kind]
 	partial        map[string]string // event id → error code
 	notAllowlisted bool
-	requests       []Request
+	requests       fakekit.Log[Request]
 	refreshes      int
 	seq            int
 	done           chan struct{}
@@ -146,14 +148,10 @@ func (f *Fake) ExpireTokens() {
 // FailNext makes the next n requests of the endpoint kind applies to fail
 // with kind.
 func (f *Fake) FailNext(n int, kind Kind) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		if kind == InvalidGrant {
-			f.tokenFails = append(f.tokenFails, kind)
-		} else {
-			f.apiFails = append(f.apiFails, kind)
-		}
+	if kind == InvalidGrant {
+		f.tokenFails.Add(n, kind)
+	} else {
+		f.apiFails.Add(n, kind)
 	}
 }
 
@@ -177,11 +175,7 @@ func (f *Fake) SetPartial(code string, ids ...string) {
 func (f *Fake) SetNotAllowlisted(on bool) { f.mu.Lock(); f.notAllowlisted = on; f.mu.Unlock() }
 
 // Requests returns every request received so far, in order.
-func (f *Fake) Requests() []Request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]Request(nil), f.requests...)
-}
+func (f *Fake) Requests() []Request { return f.requests.All() }
 
 // TokenRefreshes counts the requests to the token endpoint.
 func (f *Fake) TokenRefreshes() int { f.mu.Lock(); defer f.mu.Unlock(); return f.refreshes }
@@ -221,9 +215,7 @@ func (f *Fake) record(endpoint string, r *http.Request, raw []byte, form url.Val
 			rec.Body = m
 		}
 	}
-	f.mu.Lock()
-	f.requests = append(f.requests, rec)
-	f.mu.Unlock()
+	f.requests.Add(rec)
 }
 
 func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
@@ -250,8 +242,7 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.tokenFails) > 0 {
-		f.tokenFails = f.tokenFails[1:]
+	if f.tokenFails.Next() != 0 {
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "Token has been expired or revoked.")
 		return
 	}
@@ -294,18 +285,6 @@ func (f *Fake) authorize(r *http.Request) (reason string) {
 		return "expired"
 	}
 	return ""
-}
-
-// injected pops the next API failure, if any.
-func (f *Fake) injected() Kind {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.apiFails) == 0 {
-		return 0
-	}
-	k := f.apiFails[0]
-	f.apiFails = f.apiFails[1:]
-	return k
 }
 
 // hang holds the request until the client goes away or the fake is closed.

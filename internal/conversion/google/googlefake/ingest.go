@@ -112,7 +112,7 @@ func (f *Fake) serveIngest(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusNotFound, "NOT_FOUND", "The requested URL "+r.URL.Path+" was not found on this server.")
 		return
 	}
-	switch f.injected() {
+	switch f.apiFails.Next() {
 	case ServerError:
 		writeStatus(w, http.StatusServiceUnavailable, "UNAVAILABLE", "The service is currently unavailable.")
 		return

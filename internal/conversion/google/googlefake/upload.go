@@ -139,7 +139,7 @@ func (f *Fake) serveUpload(w http.ResponseWriter, r *http.Request) {
 		return adsErr{family: family, code: code, message: msg, row: -1}
 	}
 
-	switch f.injected() {
+	switch f.apiFails.Next() {
 	case ServerError:
 		writeStatus(w, http.StatusServiceUnavailable, "UNAVAILABLE", "The service is currently unavailable.")
 		return

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pruuv/pruuv/internal/conversion/fakekit"
 )
 
 // Paths served.
@@ -181,11 +183,11 @@ type Fake struct {
 	clicks    map[string]time.Time
 	access    map[string]time.Time // token → expiry
 	refresh   map[string]bool      // refresh tokens that work
-	apiFail   []Kind
-	tokenFail []Kind
+	apiFail   fakekit.Failures[Kind]
+	tokenFail fakekit.Failures[Kind]
 	partial   map[string]int // msclkid → injected error code
-	requests  []Request
-	tokenReqs []map[string][]string
+	requests  fakekit.Log[Request]
+	tokenReqs fakekit.Log[map[string][]string]
 	accepted  []OfflineConversion
 	seen      map[dedupKey]bool
 	seq       int
@@ -237,14 +239,10 @@ func (f *Fake) SetTokenLife(d time.Duration) {
 
 // FailNext makes the next n calls to the endpoint kind belongs to fail that way.
 func (f *Fake) FailNext(n int, kind Kind) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		if kind.token() {
-			f.tokenFail = append(f.tokenFail, kind)
-		} else {
-			f.apiFail = append(f.apiFail, kind)
-		}
+	if kind.token() {
+		f.tokenFail.Add(n, kind)
+	} else {
+		f.apiFail.Add(n, kind)
 	}
 }
 
@@ -281,22 +279,10 @@ func (f *Fake) RevokeRefreshTokens() {
 }
 
 // Requests returns every ApplyOfflineConversions call received, in order.
-func (f *Fake) Requests() []Request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]Request, len(f.requests))
-	copy(out, f.requests)
-	return out
-}
+func (f *Fake) Requests() []Request { return f.requests.All() }
 
 // TokenRequests returns the form of every token request received, in order.
-func (f *Fake) TokenRequests() []map[string][]string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]map[string][]string, len(f.tokenReqs))
-	copy(out, f.tokenReqs)
-	return out
-}
+func (f *Fake) TokenRequests() []map[string][]string { return f.tokenReqs.All() }
 
 // Accepted returns the conversions applied, duplicates left out.
 func (f *Fake) Accepted() []OfflineConversion {
@@ -381,12 +367,9 @@ func (f *Fake) serveApply(w http.ResponseWriter, r *http.Request) {
 		rec.Body = &loose
 	}
 
+	f.requests.Add(rec)
+	fail := f.apiFail.Next()
 	f.mu.Lock()
-	f.requests = append(f.requests, rec)
-	var fail Kind
-	if len(f.apiFail) > 0 {
-		fail, f.apiFail = f.apiFail[0], f.apiFail[1:]
-	}
 	release := f.release
 	f.mu.Unlock()
 
@@ -607,11 +590,8 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request, tenant string)
 	parseErr := r.ParseForm()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.tokenReqs = append(f.tokenReqs, r.PostForm)
-	var fail Kind
-	if len(f.tokenFail) > 0 {
-		fail, f.tokenFail = f.tokenFail[0], f.tokenFail[1:]
-	}
+	f.tokenReqs.Add(r.PostForm)
+	fail := f.tokenFail.Next()
 	form := r.PostForm
 	want := f.acct.Tenant
 	if want == "" {
