@@ -54,11 +54,6 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	return serve(ctx, cfg, log, ln, platformClients(cfg))
 }
 
-// PlatformClients returns the platform clients this build sends with, pointed
-// at cfg.Endpoints; a platform this build has no client for is absent. Tests
-// use it to drive the real clients through the CLI.
-func PlatformClients(cfg config.Config) conversion.Registry { return platformClients(cfg) }
-
 // ServeWith is Serve with the given platform clients (tests).
 func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, clients conversion.Registry) error {
 	return serve(ctx, cfg, log, ln, clients)

@@ -32,11 +32,10 @@ func newGoogle(t *testing.T, b pruuvtest.Backend, api string) *googleSetup {
 	g := &googleSetup{fake: googlefake.New(), api: api}
 	fakeURL := serveFake(t, g.fake)
 	g.cfg = b.Config(t)
-	// Only `conversions send` sends here; the server (when this build runs
-	// its queue) just ingests and plans.
+	// Only `conversions send` sends here.
 	g.cfg.ConversionsSchedule = "off"
 	g.cfg.Endpoints.GoogleDataManager, g.cfg.Endpoints.GoogleAds, g.cfg.Endpoints.GoogleOAuth = fakeURL, fakeURL, fakeURL
-	g.url = pruuvtest.Start(t, g.cfg).URL
+	g.url = startServer(t, g.cfg)
 	g.acme = pruuvtest.Funnel(t, g.cfg, "Acme", "Leads", "Lead", "Won")
 	g.beta = pruuvtest.Funnel(t, g.cfg, "Beta", "Leads", "Lead")
 	args := []string{"connection", "add", "--client", "Acme", "--platform", "google", "--set", "customer_id=123-456-7890",

@@ -1,28 +1,18 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/signal"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/pruuv/pruuv/internal/cli"
 	"github.com/pruuv/pruuv/internal/config"
-	"github.com/pruuv/pruuv/internal/conversion"
-	"github.com/pruuv/pruuv/internal/event"
 	"github.com/pruuv/pruuv/internal/pruuvtest"
 )
-
-// childEnv makes the test binary act as `pruuv serve` (see TestMain).
-const childEnv = "PRUUV_E2E_SERVE"
 
 // The hashes of the test identities, as event.Decode stores them.
 const (
@@ -32,101 +22,11 @@ const (
 	phoneMetaHash   = "413ba75461ab5f99d36820e561ea97e2bd80f9cb586f7ecea6cf4c496518950a" // 14155550123
 )
 
-// TestMain lets the test binary stand in for the pruuv binary while this
-// build lacks a platform's client (see registry): run with childEnv=1, it is
-// `pruuv` with the same cli.Run as cmd/pruuv, and the stand-ins added.
-func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "1" {
-		os.Exit(child())
-	}
-	os.Exit(m.Run())
-}
-
-func child() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := config.FromEnv(os.Getenv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pruuv:", err)
-		return 1
-	}
-	reg, _ := registry(cfg)
-	if err := cli.Run(ctx, os.Args[1:], cli.Env{Getenv: os.Getenv, Stdout: os.Stdout, Stderr: os.Stderr, Platforms: reg}); err != nil {
-		fmt.Fprintln(os.Stderr, "pruuv:", err)
-		return 1
-	}
-	return 0
-}
-
-// registry returns the clients this build sends with (cli.PlatformClients),
-// plus a stand-in for each platform it has no client for yet, since the queue
-// refuses to run without every platform. The tests never connect a stand-in's
-// platform. When nothing is missing it returns nil and complete: the commands
-// and processes then run exactly as the pruuv binary does.
-func registry(cfg config.Config) (reg conversion.Registry, complete bool) {
-	reg = cli.PlatformClients(cfg)
-	complete = true
-	for _, p := range conversion.Platforms {
-		if _, ok := reg[p]; !ok {
-			reg[p] = absent(p)
-			complete = false
-		}
-	}
-	if complete {
-		return nil, true
-	}
-	return reg, false
-}
-
-// absent stands in for a platform client this build does not have: it sends
-// nothing and fails whatever it is given.
-type absent conversion.Platform
-
-func (a absent) Platform() conversion.Platform { return conversion.Platform(a) }
-func (a absent) Keys() []conversion.Key        { return nil }
-func (a absent) Validate(map[string]string) error {
-	return fmt.Errorf("this build has no %s client", string(a))
-}
-func (a absent) HasSignal(*event.Fields) bool { return false }
-func (a absent) Check(*conversion.Conversion, time.Time) conversion.Verdict {
-	return conversion.Verdict{}
-}
-func (a absent) MaxBatch() int                         { return 1 }
-func (a absent) MinInterval() time.Duration            { return 0 }
-func (a absent) Summary(*conversion.Conversion) string { return "" }
-func (a absent) Send(_ context.Context, _ conversion.Connection, b []conversion.Conversion) []conversion.Result {
-	out := make([]conversion.Result, len(b))
-	for i := range out {
-		out[i] = conversion.Result{Outcome: conversion.Permanent, Message: "this build has no " + string(a) + " client"}
-	}
-	return out
-}
-
-// envConfig is cfg as a command or child process reads it: through the
-// PRUUV_* variables.
-func envConfig(t testing.TB, cfg config.Config) config.Config {
-	t.Helper()
-	env := map[string]string{}
-	for _, kv := range pruuvtest.Env(cfg) {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	c, err := config.FromEnv(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// run runs a pruuv command in-process, as the binary would, and returns its
-// standard output.
+// run runs a pruuv command in-process, as the binary does (config from
+// PRUUV_* variables, the real platform clients), and returns its output.
 func run(t testing.TB, cfg config.Config, args ...string) string {
 	t.Helper()
-	reg, _ := registry(envConfig(t, cfg))
-	return pruuvtest.RunWith(t, cfg, reg, args...)
+	return pruuvtest.Run(t, cfg, args...)
 }
 
 // runJSON runs a command with --json and decodes its output into T.
@@ -140,30 +40,30 @@ func runJSON[T any](t testing.TB, cfg config.Config, args ...string) T {
 	return v
 }
 
-// startServe starts a `pruuv serve` child: the pruuv binary when this build
-// has every platform's client, else the test binary acting as it.
+// startServe starts a `pruuv serve` child process of the pruuv binary.
 func startServe(t testing.TB, cfg config.Config) *pruuvtest.Process {
 	t.Helper()
-	if _, complete := registry(envConfig(t, cfg)); complete {
-		return pruuvtest.StartProcess(t, cfg)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pruuvtest.StartCommand(t, cfg, self, childEnv+"=1")
+	return pruuvtest.StartProcess(t, cfg)
 }
 
 // serveFake serves a platform fake on a loopback port until the test ends;
-// closing the fake first releases any request it holds.
-func serveFake(t testing.TB, h interface {
-	http.Handler
-	Close()
-}) string {
+// a fake with a Close is closed first, releasing any request it holds.
+func serveFake(t testing.TB, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	t.Cleanup(h.Close)
+	if c, ok := h.(interface{ Close() }); ok {
+		t.Cleanup(c.Close)
+	}
 	return srv.URL
+}
+
+// startServer runs the server in-process, for the webhook. Its queue loop
+// runs once at start and then waits its longest poll, so that only the
+// `conversions send` runs of the test plan and send.
+func startServer(t testing.TB, cfg config.Config) string {
+	t.Helper()
+	cfg.ConversionsPoll = 10 * time.Minute
+	return pruuvtest.Start(t, cfg).URL
 }
 
 // Report is what `conversions send --json` prints.

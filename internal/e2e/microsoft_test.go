@@ -56,7 +56,7 @@ func newMicrosoft(t *testing.T, b pruuvtest.Backend) *microsoftSetup {
 	m.cfg = b.Config(t)
 	m.cfg.ConversionsSchedule = "off"
 	m.cfg.Endpoints.Microsoft, m.cfg.Endpoints.MicrosoftOAuth = fakeURL, fakeURL
-	m.url = pruuvtest.Start(t, m.cfg).URL
+	m.url = startServer(t, m.cfg)
 	m.acme = pruuvtest.Funnel(t, m.cfg, "Acme", "Leads", "Lead", "Won")
 	m.beta = pruuvtest.Funnel(t, m.cfg, "Beta", "Leads", "Lead")
 	connectMicrosoft(t, m.cfg, "Acme")
