@@ -350,7 +350,8 @@ func newQueue(cfg config.Config, env Env, st *store.Store, key secret.Key) (*con
 	if err != nil {
 		return nil, err
 	}
-	q, err := conversion.New(conversion.Options{Store: st, Key: key, Clients: platforms(cfg, env), Schedule: sched, Log: quiet(env)})
+	q, err := conversion.New(conversion.Options{Store: st, Key: key, Clients: platforms(cfg, env), Schedule: sched, Log: quiet(env),
+		Lease: cfg.ConversionsLease})
 	if errors.Is(err, conversion.ErrNoClients) {
 		return nil, fmt.Errorf("this build of pruuv cannot send conversions: %w", err)
 	}

@@ -94,7 +94,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	if err != nil {
 		return err
 	}
-	q, err := conversion.New(conversion.Options{Store: st, Key: key, Clients: clients, Schedule: sched, Log: log, Metrics: metrics})
+	q, err := conversion.New(conversion.Options{Store: st, Key: key, Clients: clients, Schedule: sched, Log: log, Metrics: metrics,
+		Lease: cfg.ConversionsLease})
 	switch {
 	case errors.Is(err, conversion.ErrNoClients):
 		// Events still queue in the outbox and are planned once a build

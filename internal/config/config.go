@@ -41,6 +41,11 @@ type Config struct {
 	// ConversionsPoll is PRUUV_CONVERSIONS_POLL: how often `pruuv serve`
 	// plans new events and sends what is due.
 	ConversionsPoll time.Duration
+	// ConversionsLease is PRUUV_CONVERSIONS_LEASE: how long a claimed send
+	// stays reserved for the process that claimed it. Only a process that
+	// died mid-send leaves one to run out; tests shorten it to see the
+	// re-send.
+	ConversionsLease time.Duration
 	// Endpoints are the platforms' base URLs (PRUUV_META_API_URL and the like).
 	Endpoints conversion.Endpoints
 
@@ -63,6 +68,7 @@ func Default() Config {
 
 		ConversionsSchedule: conversion.DefaultSchedule,
 		ConversionsPoll:     5 * time.Second,
+		ConversionsLease:    conversion.DefaultLease,
 		Endpoints:           conversion.DefaultEndpoints,
 	}
 }
@@ -126,6 +132,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("PRUUV_CONVERSIONS_POLL=%q: want a duration such as 5s", v)
 		}
 		c.ConversionsPoll = d
+	}
+	if v := getenv("PRUUV_CONVERSIONS_LEASE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("PRUUV_CONVERSIONS_LEASE=%q: want a duration such as 10m", v)
+		}
+		c.ConversionsLease = d
 	}
 	for _, ev := range c.endpointVars() {
 		set(ev.name, ev.dst)
@@ -227,6 +240,9 @@ func (c Config) Validate() error {
 	if c.ConversionsPoll < time.Second || c.ConversionsPoll > 10*time.Minute {
 		errs = append(errs, fmt.Errorf("PRUUV_CONVERSIONS_POLL=%s: want 1s to 10m", c.ConversionsPoll))
 	}
+	if c.ConversionsLease < time.Second || c.ConversionsLease > time.Hour {
+		errs = append(errs, fmt.Errorf("PRUUV_CONVERSIONS_LEASE=%s: want 1s to 1h", c.ConversionsLease))
+	}
 	for _, ev := range c.endpointVars() {
 		if u, err := url.Parse(*ev.dst); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("%s=%q: want an absolute http:// or https:// URL", ev.name, *ev.dst))
@@ -298,5 +314,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("db_max_conns", c.DBMaxConns), slog.String("trusted_proxies", c.TrustedProxies),
 		slog.Int("pixel_ip_rate", c.PixelIPRate), slog.Int("pixel_ip_burst", c.PixelIPBurst),
 		slog.String("conversions_schedule", c.ConversionsSchedule), slog.String("conversions_poll", c.ConversionsPoll.String()),
+		slog.String("conversions_lease", c.ConversionsLease.String()),
 		slog.String("public_url", c.PublicURL), slog.String("client_ip_header", c.ClientIPHeader))
 }

@@ -103,11 +103,11 @@ func TestPixelSettings(t *testing.T) {
 
 func TestConversionSettings(t *testing.T) {
 	c, err := FromEnv(env(map[string]string{"PRUUV_CONVERSIONS_SCHEDULE": "*/30 * * * *", "PRUUV_CONVERSIONS_POLL": "2s",
-		"PRUUV_META_API_URL": "http://127.0.0.1:9999", "PRUUV_MICROSOFT_OAUTH_URL": "https://login.example"}))
+		"PRUUV_CONVERSIONS_LEASE": "15s", "PRUUV_META_API_URL": "http://127.0.0.1:9999", "PRUUV_MICROSOFT_OAUTH_URL": "https://login.example"}))
 	if err != nil || c.Validate() != nil {
 		t.Fatalf("%v %v", err, c.Validate())
 	}
-	if c.ConversionsSchedule != "*/30 * * * *" || c.ConversionsPoll != 2*time.Second || c.Endpoints.Meta != "http://127.0.0.1:9999" ||
+	if c.ConversionsSchedule != "*/30 * * * *" || c.ConversionsPoll != 2*time.Second || c.ConversionsLease != 15*time.Second || c.Endpoints.Meta != "http://127.0.0.1:9999" ||
 		c.Endpoints.MicrosoftOAuth != "https://login.example" || c.Endpoints.TikTok != "https://business-api.tiktok.com" {
 		t.Fatalf("from env %+v", c)
 	}
@@ -117,10 +117,10 @@ func TestConversionSettings(t *testing.T) {
 			t.Errorf("schedule %q refused: %v", s, err)
 		}
 	}
-	c.ConversionsSchedule, c.ConversionsPoll = "every day at 3", 0
+	c.ConversionsSchedule, c.ConversionsPoll, c.ConversionsLease = "every day at 3", 0, 2*time.Hour
 	c.Endpoints.GoogleAds, c.Endpoints.TikTok = "ftp://x", "/relative"
 	err = c.Validate()
-	for _, v := range []string{"PRUUV_CONVERSIONS_SCHEDULE", "PRUUV_CONVERSIONS_POLL", "PRUUV_GOOGLE_ADS_API_URL", "PRUUV_TIKTOK_API_URL"} {
+	for _, v := range []string{"PRUUV_CONVERSIONS_SCHEDULE", "PRUUV_CONVERSIONS_POLL", "PRUUV_CONVERSIONS_LEASE", "PRUUV_GOOGLE_ADS_API_URL", "PRUUV_TIKTOK_API_URL"} {
 		if err == nil || !strings.Contains(err.Error(), v) {
 			t.Errorf("error does not name %s: %v", v, err)
 		}
@@ -130,6 +130,12 @@ func TestConversionSettings(t *testing.T) {
 	}
 	if _, err := FromEnv(env(map[string]string{"PRUUV_CONVERSIONS_POLL": "often"})); err == nil {
 		t.Error("bad poll accepted")
+	}
+	if _, err := FromEnv(env(map[string]string{"PRUUV_CONVERSIONS_LEASE": "long"})); err == nil {
+		t.Error("bad lease accepted")
+	}
+	if d := Default(); d.ConversionsLease != 10*time.Minute || d.Validate() != nil {
+		t.Errorf("default lease %s: %v", d.ConversionsLease, d.Validate())
 	}
 }
 

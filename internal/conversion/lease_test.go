@@ -158,3 +158,21 @@ func TestExpiredLeaseIsResent(t *testing.T) {
 		e.expect(e.sends(), sendKey{crashed[0], conversion.Meta}, want{conversion.StatusSent, "", 1})
 	})
 }
+
+// A lease shorter than the 2-minute margin (PRUUV_CONVERSIONS_LEASE in tests)
+// still lets requests start: the margin shrinks to a fifth of the lease.
+func TestShortLeaseSends(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		e.connect(conversion.Meta)
+		e.mapStage(0, conversion.Meta, "Lead")
+		ids := e.ingest(0, event.Fields{FBC: "fb.1.1.short"})
+		q := e.queue(func(o *conversion.Options) { o.Lease = 5 * time.Second })
+		// Were every claim handed back, the run would claim again for ever.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if rep, err := q.Run(ctx, conversion.RunOptions{Force: true}); err != nil || rep.Sent != 1 || rep.Requests != 1 || rep.Deferred != 0 {
+			t.Fatalf("with a 5 s lease: %+v, %v", rep, err)
+		}
+		e.expect(e.sends(), sendKey{ids[0], conversion.Meta}, want{conversion.StatusSent, "", 1})
+	})
+}

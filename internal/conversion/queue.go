@@ -83,7 +83,9 @@ const DefaultLease = 10 * time.Minute
 
 // leaseMargin is the least lease time left for a request to start; with less,
 // the rest of the claim is handed back rather than risk a second runner
-// taking a send whose request is still in flight.
+// taking a send whose request is still in flight. A lease shorter than five
+// margins (tests, PRUUV_CONVERSIONS_LEASE) keeps a fifth of itself instead,
+// so a short lease still lets requests start.
 const leaseMargin = 2 * time.Minute
 
 // Options configures a Queue.
@@ -232,7 +234,12 @@ const planBatch = 500
 // verdict) or pending, due at the schedule's next run. It returns the number
 // of events planned.
 func (q *Queue) Plan(ctx context.Context) (int, error) {
-	total := 0
+	n, _, err := q.plan(ctx)
+	return n, err
+}
+
+// plan is Plan, also counting the sends it recorded as skipped.
+func (q *Queue) plan(ctx context.Context) (planned, skips int, err error) {
 	for {
 		now := q.clock.Now()
 		var next int64
@@ -251,14 +258,15 @@ func (q *Queue) Plan(ctx context.Context) (int, error) {
 			return out
 		})
 		if err != nil {
-			return total, err
+			return planned, skips, err
 		}
 		for _, p := range skipped {
 			q.metrics.count(p.Platform, StatusSkipped)
 		}
-		total += n
+		planned += n
+		skips += len(skipped)
 		if n < planBatch {
-			return total, nil
+			return planned, skips, nil
 		}
 	}
 }
@@ -303,7 +311,7 @@ type Report struct {
 	Sent     int `json:"sent"`
 	Retrying int `json:"retrying"`
 	Failed   int `json:"failed"`
-	Skipped  int `json:"skipped"`
+	Skipped  int `json:"skipped"`  // when planned or when judged again before sending
 	Deferred int `json:"deferred"` // handed back untried: too early for the platform, or its connection paused
 }
 
@@ -321,8 +329,8 @@ func (r *Report) add(o Report) {
 // connection's sends are handed back with a later due time, so a run ends.
 func (q *Queue) Run(ctx context.Context, opt RunOptions) (Report, error) {
 	var rep Report
-	n, err := q.Plan(ctx)
-	rep.Planned = n
+	var err error
+	rep.Planned, rep.Skipped, err = q.plan(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -544,7 +552,7 @@ func (r *run) sendConnection(ctx context.Context, owner string, leaseUntil time.
 			}
 			now = q.clock.Now()
 		}
-		if leaseUntil.Sub(now) < leaseMargin {
+		if leaseUntil.Sub(now) < min(leaseMargin, q.lease/5) {
 			// Too little lease left to be sure no one else takes these
 			// sends while the request runs: hand them back, due at once.
 			return rep, handBack(items, now)

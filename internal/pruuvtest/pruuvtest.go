@@ -191,6 +191,12 @@ func Env(cfg config.Config) []string {
 		"PRUUV_DB_MAX_CONNS=" + strconv.Itoa(cfg.DBMaxConns), "PRUUV_DRAIN_DELAY=" + cfg.DrainDelay.String(),
 		"PRUUV_TRUSTED_PROXIES=" + cfg.TrustedProxies, "PRUUV_PIXEL_IP_RATE=" + strconv.Itoa(cfg.PixelIPRate),
 		"PRUUV_PIXEL_IP_BURST=" + strconv.Itoa(cfg.PixelIPBurst),
+		"PRUUV_CONVERSIONS_SCHEDULE=" + cfg.ConversionsSchedule, "PRUUV_CONVERSIONS_POLL=" + cfg.ConversionsPoll.String(),
+		"PRUUV_CONVERSIONS_LEASE=" + cfg.ConversionsLease.String(),
+		"PRUUV_META_API_URL=" + cfg.Endpoints.Meta, "PRUUV_GOOGLE_DATAMANAGER_URL=" + cfg.Endpoints.GoogleDataManager,
+		"PRUUV_GOOGLE_ADS_API_URL=" + cfg.Endpoints.GoogleAds, "PRUUV_GOOGLE_OAUTH_URL=" + cfg.Endpoints.GoogleOAuth,
+		"PRUUV_TIKTOK_API_URL=" + cfg.Endpoints.TikTok, "PRUUV_MICROSOFT_API_URL=" + cfg.Endpoints.Microsoft,
+		"PRUUV_MICROSOFT_OAUTH_URL=" + cfg.Endpoints.MicrosoftOAuth,
 		"PRUUV_PUBLIC_URL=" + cfg.PublicURL, "PRUUV_CLIENT_IP_HEADER=" + cfg.ClientIPHeader,
 	}
 }
