@@ -1,7 +1,8 @@
 // Package dashboard is Pruuv's server-rendered web interface: login, clients,
-// funnels and stages, Connections > Funnel Webhooks, the events browser and
-// admin API keys. Pages are html/template, styled by one embedded CSS file,
-// and work without JavaScript; a small script only adds the copy buttons.
+// funnels and stages, Connections > Funnel Webhooks, the events browser,
+// funnel reports and admin API keys. Pages are html/template, styled by one
+// embedded CSS file, and work without JavaScript; a small script only adds
+// the copy buttons.
 package dashboard
 
 import (
@@ -173,6 +174,7 @@ func (d *Dashboard) routes() []route {
 
 		{"GET /clients", false, d.clientsPage},
 		{"POST /clients", false, d.createClient},
+		{"POST /clients/{id}/settings", false, d.setClientSettings},
 		{"GET /funnels", false, d.funnelsPage},
 		{"POST /funnels", false, d.createFunnel},
 		{"GET /funnels/{id}", false, d.funnelPage},
@@ -193,12 +195,14 @@ func (d *Dashboard) routes() []route {
 		{"POST /settings/api-keys", false, d.createAPIKey},
 		{"POST /settings/api-keys/{id}/revoke", false, d.revokeAPIKey},
 
+		{"GET /reports", false, d.reportsPage},
+		{"GET /reports/export.csv", false, d.exportReport},
+
 		// Seams: each placeholder is replaced by its page when the branch
 		// that provides it is merged.
 		{"GET /connections/ad-platforms", false, d.placeholder("ads", "Ad platforms", "the conversion queue (internal/conversion): connections and stage mappings")},
 		{"GET /pixel", false, d.placeholder("pixel", "Pixel", "the Pixel SDK: sites, public keys and the install snippet")},
 		{"GET /conversions", false, d.placeholder("conversions", "Conversion log", "the conversion queue: every send and its answer")},
-		{"GET /reports", false, d.placeholder("reports", "Reports", "the funnel report engine (internal/report): contacts per stage, conversion, revenue, breakdowns, charts and CSV")},
 	}
 }
 
