@@ -155,6 +155,10 @@ func (a *API) handle(rt Route) http.Handler {
 		var tooLarge *http.MaxBytesError
 		switch {
 		case err == nil:
+			if f, ok := out.(csvFile); ok {
+				f.write(w)
+				return
+			}
 			status := rt.Status
 			if status == 0 {
 				status = http.StatusOK
@@ -176,6 +180,22 @@ func (a *API) handle(rt Route) http.Handler {
 			a.fail(w, r, http.StatusInternalServerError, errorBody("Internal error"), err)
 		}
 	})
+}
+
+// csvFile is a success answer that is a CSV download rather than JSON.
+type csvFile struct {
+	name string // file name offered to save it as
+	body []byte
+}
+
+func (f csvFile) write(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Disposition", `attachment; filename="`+f.name+`"`)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	w.Write(f.body)
 }
 
 // fail logs a 4xx or 5xx the same way everywhere (never bodies or the

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pruuv/pruuv/internal/api"
 	"github.com/pruuv/pruuv/internal/config"
@@ -266,6 +267,166 @@ func TestAPIOperations(t *testing.T) {
 				t.Fatalf("get event %v", one)
 			}
 			do("GET", "/events/nope", "", 404)
+		})
+	}
+}
+
+// TestReportAPI checks the report operations against the CLI: the same
+// rows for the same query, the per-stage totals, the daily series, the CSV
+// tables, and 400 with details for a wrong query.
+func TestReportAPI(t *testing.T) {
+	for _, be := range pruuvtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			cfg := be.Config(t)
+			srv := pruuvtest.Start(t, cfg)
+			key, _ := apiKey(t, cfg)
+			stages := pruuvtest.Funnel(t, cfg, "Acme", "Leads", "Lead", "Won")
+			var funnels struct {
+				Funnels []struct {
+					ID       string `json:"id"`
+					ClientID string `json:"client_id"`
+				} `json:"funnels"`
+			}
+			json.Unmarshal([]byte(call(t, "GET", srv.URL+"/api/v1/funnels", key, "").body), &funnels)
+			fid := funnels.Funnels[0].ID
+			for _, e := range []struct{ stage, body string }{
+				{stages[0].ID, `{"reference":"r1","utm_source":"google","gclid":"G"}`},
+				{stages[0].ID, `{"reference":"r2","utm_source":"meta","fbc":"fb.1.1.x"}`},
+				{stages[0].ID, `{"reference":"r3"}`},
+				{stages[1].ID, `{"reference":"r1","utm_source":"google","revenue_value":250.75,"currency":"GBP"}`},
+				{stages[1].ID, `{"reference":"r2","utm_source":"meta","revenue_value":0.1}`},
+			} {
+				tok := stages[0].WebhookToken
+				if e.stage == stages[1].ID {
+					tok = stages[1].WebhookToken
+				}
+				if r := pruuvtest.Post(t, srv.URL, e.stage, tok, e.body); r.Status != 200 {
+					t.Fatalf("post: %d %s", r.Status, r.Body)
+				}
+			}
+			today := time.Now().UTC()
+			from, to := today.AddDate(0, 0, -2).Format(time.DateOnly), today.Format(time.DateOnly)
+			compact := func(raw json.RawMessage) string {
+				var b bytes.Buffer
+				if err := json.Compact(&b, raw); err != nil {
+					t.Fatalf("%v: %s", err, raw)
+				}
+				return b.String()
+			}
+			for _, by := range []string{"", "utm_source", "click_platform"} {
+				args := []string{"report", "--funnel", fid, "--from", from, "--to", to, "--json"}
+				path := "/api/v1/funnels/" + fid + "/report?from=" + from + "&to=" + to
+				if by != "" {
+					args = append(args, "--by", by)
+					path += "&by=" + by
+				}
+				var cli, cliStages, got map[string]json.RawMessage
+				json.Unmarshal([]byte(pruuvtest.Run(t, cfg, args...)), &cli)
+				json.Unmarshal([]byte(pruuvtest.Run(t, cfg, "report", "--funnel", fid, "--from", from, "--to", to, "--json")), &cliStages)
+				r := call(t, "GET", srv.URL+path, key, "")
+				if r.status != 200 || r.header.Get("Content-Type") != "application/json" {
+					t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+				}
+				json.Unmarshal([]byte(r.body), &got)
+				if compact(got["rows"]) != compact(cli["rows"]) {
+					t.Errorf("by %q: API rows\n%s\nCLI rows\n%s", by, got["rows"], cli["rows"])
+				}
+				if compact(got["stages"]) != compact(cliStages["rows"]) {
+					t.Errorf("by %q: API stages\n%s\nCLI rows without --by\n%s", by, got["stages"], cliStages["rows"])
+				}
+				var daily []struct {
+					Date     string `json:"date"`
+					StageID  string `json:"stage_id"`
+					Contacts int    `json:"contacts"`
+				}
+				if err := json.Unmarshal(got["daily"], &daily); err != nil || len(daily) != 3*2 || daily[0].Date != from || daily[5].Date != to {
+					t.Fatalf("daily %s (%v)", got["daily"], err)
+				}
+				sum := map[string]int{}
+				for _, d := range daily {
+					sum[d.StageID] += d.Contacts
+				}
+				if sum[stages[0].ID] != 3 || sum[stages[1].ID] != 2 {
+					t.Errorf("daily sums %v, want 3 and 2", sum)
+				}
+			}
+			// The CSV tables are the CLI's.
+			for _, c := range []struct{ table, by string }{{"breakdown", "utm_source"}, {"", ""}, {"stages", "utm_source"}, {"daily", ""}} {
+				path := "/api/v1/funnels/" + fid + "/report.csv?from=" + from + "&to=" + to + "&by=" + c.by + "&table=" + c.table
+				r := call(t, "GET", srv.URL+path, key, "")
+				if r.status != 200 || r.header.Get("Content-Type") != "text/csv; charset=utf-8" ||
+					!strings.HasPrefix(r.header.Get("Content-Disposition"), `attachment; filename="pruuv-report-`+fid) {
+					t.Fatalf("GET %s: %d %v", path, r.status, r.header)
+				}
+				lines := strings.Split(strings.TrimSuffix(r.body, "\r\n"), "\r\n")
+				switch c.table {
+				case "breakdown":
+					if want := pruuvtest.Run(t, cfg, "report", "--funnel", fid, "--from", from, "--to", to, "--by", c.by, "--csv"); r.body != want {
+						t.Errorf("breakdown CSV\n%s\nCLI\n%s", r.body, want)
+					}
+				case "", "stages":
+					if want := pruuvtest.Run(t, cfg, "report", "--funnel", fid, "--from", from, "--to", to, "--csv"); r.body != want {
+						t.Errorf("stages CSV (table %q)\n%s\nCLI\n%s", c.table, r.body, want)
+					}
+				case "daily":
+					if lines[0] != "date,stage_id,stage_name,position,contacts" || len(lines) != 1+3*2 {
+						t.Errorf("daily CSV\n%s", r.body)
+					}
+				}
+			}
+			// Wrong queries.
+			for q, field := range map[string]string{
+				"to=" + to:                                  "from",
+				"from=" + from:                              "to",
+				"from=" + to + "&to=" + from:                "to",
+				"from=2020-01-01&to=2026-01-01":             "to",
+				"from=" + from + "&to=" + to + "&by=email":  "by",
+				"from=" + from + "&to=" + to + "&source=x":  "source",
+				"from=" + from + "&to=" + to + "&table=all": "table",
+			} {
+				path := "/api/v1/funnels/" + fid + "/report.csv?" + q
+				if field != "table" {
+					path = strings.Replace(path, "report.csv", "report", 1)
+				}
+				r := call(t, "GET", srv.URL+path, key, "")
+				if r.status != 400 || r.json["error"] != "Validation failed" || r.json["details"].(map[string]any)[field] == nil {
+					t.Errorf("GET %s: %d %s, want 400 with details.%s", path, r.status, r.body, field)
+				}
+			}
+			if r := call(t, "GET", srv.URL+"/api/v1/funnels/fun_nope/report?from="+from+"&to="+to, key, ""); r.status != 404 {
+				t.Errorf("unknown funnel: %d", r.status)
+			}
+
+			// PATCH a client: checked, applied, audited.
+			cid := funnels.Funnels[0].ClientID
+			if r := call(t, "PATCH", srv.URL+"/api/v1/clients/"+cid, key, `{"time_zone":"Mars/Olympus","currency":"EUR"}`); r.status != 400 ||
+				r.json["details"].(map[string]any)["time_zone"] == nil {
+				t.Fatalf("bad time zone: %d %s", r.status, r.body)
+			}
+			if r := call(t, "PATCH", srv.URL+"/api/v1/clients/"+cid, key, `{"currency":"XYZ"}`); r.status != 400 || r.json["details"].(map[string]any)["currency"] == nil {
+				t.Fatalf("bad currency: %d %s", r.status, r.body)
+			}
+			r := call(t, "PATCH", srv.URL+"/api/v1/clients/"+cid, key, `{"time_zone":"America/New_York"}`)
+			if r.status != 200 || r.json["time_zone"] != "America/New_York" || r.json["currency"] != "GBP" {
+				t.Fatalf("set time zone: %d %s", r.status, r.body)
+			}
+			r = call(t, "PATCH", srv.URL+"/api/v1/clients/"+cid, key, `{"currency":"usd"}`)
+			if r.status != 200 || r.json["time_zone"] != "America/New_York" || r.json["currency"] != "USD" {
+				t.Fatalf("set currency: %d %s", r.status, r.body)
+			}
+			if r := call(t, "PATCH", srv.URL+"/api/v1/clients/cli_nope", key, `{"currency":"USD"}`); r.status != 404 {
+				t.Fatalf("unknown client: %d", r.status)
+			}
+			// r2's revenue had no currency: it now counts in USD.
+			var rep struct {
+				Stages []struct {
+					Revenue map[string]float64 `json:"revenue"`
+				} `json:"stages"`
+			}
+			json.Unmarshal([]byte(call(t, "GET", srv.URL+"/api/v1/funnels/"+fid+"/report?from="+from+"&to="+to, key, "").body), &rep)
+			if len(rep.Stages) != 2 || rep.Stages[1].Revenue["USD"] != 0.1 || rep.Stages[1].Revenue["GBP"] != 250.75 {
+				t.Fatalf("report after the currency change: %+v", rep)
+			}
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pruuv/pruuv/internal/event"
+	"github.com/pruuv/pruuv/internal/report"
 )
 
 var pathParam = regexp.MustCompile(`\{([a-zA-Z_]+)\}`)
@@ -36,8 +37,9 @@ func openAPI(routes []Route) map[string]any {
 		}
 		for _, q := range rt.Query {
 			s := map[string]any{"type": q.Type}
-			if q.Type == "date-time" {
-				s = map[string]any{"type": "string", "format": "date-time"}
+			switch q.Type {
+			case "date-time", "date":
+				s = map[string]any{"type": "string", "format": q.Type}
 			}
 			params = append(params, map[string]any{"name": q.Name, "in": "query", "description": q.Description, "schema": s})
 		}
@@ -52,10 +54,13 @@ func openAPI(routes []Route) map[string]any {
 		if status == 0 {
 			status = http.StatusOK
 		}
+		content := map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(rt.Result))}}
+		if reflect.TypeOf(rt.Result) == csvType {
+			content = map[string]any{"text/csv": map[string]any{"schema": map[string]any{"type": "string"}}}
+		}
 		responses := map[string]any{
-			strconv.Itoa(status): map[string]any{"description": http.StatusText(status),
-				"content": map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(rt.Result))}}},
-			"500": errResp("Internal error"),
+			strconv.Itoa(status): map[string]any{"description": http.StatusText(status), "content": content},
+			"500":                errResp("Internal error"),
 		}
 		if rt.Public {
 			op["security"] = []any{}
@@ -83,7 +88,7 @@ func openAPI(routes []Route) map[string]any {
 		"info": map[string]any{
 			"title":       "Pruuv admin API",
 			"version":     "1",
-			"description": "Clients, funnels, stages, webhook tokens, events, ad platform connections, Pixel sites and the conversion log of a Pruuv instance. Authenticate with an admin API key: Authorization: Bearer pruuv_key_…",
+			"description": "Clients, funnels, stages, webhook tokens, events, funnel reports, ad platform connections, Pixel sites and the conversion log of a Pruuv instance. Authenticate with an admin API key: Authorization: Bearer pruuv_key_…",
 		},
 		"security": []any{map[string]any{"apiKey": []any{}}},
 		"components": map[string]any{
@@ -98,7 +103,28 @@ var (
 	timeType  = reflect.TypeOf(time.Time{})
 	eventType = reflect.TypeOf(event.Event{})
 	rawType   = reflect.TypeOf(rawJSON(nil))
+	csvType   = reflect.TypeOf(csvFile{})
+	rowType   = reflect.TypeOf(report.JSONRow{})
+	dateType  = reflect.TypeOf(report.Date{})
 )
+
+// reportRowSchema follows report.JSONRow's MarshalJSON: the breakdown
+// field, when there is one, is the one property not listed.
+func reportRowSchema() map[string]any {
+	return map[string]any{
+		"type":     "object",
+		"required": []string{"stage_id", "stage_name", "position", "contacts", "revenue", "conversion_from_previous"},
+		"properties": map[string]any{
+			"stage_id":                 map[string]any{"type": "string"},
+			"stage_name":               map[string]any{"type": "string"},
+			"position":                 map[string]any{"type": "integer"},
+			"contacts":                 map[string]any{"type": "integer"},
+			"revenue":                  map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "number"}},
+			"conversion_from_previous": map[string]any{"type": []string{"number", "null"}},
+		},
+		"additionalProperties": map[string]any{"type": []string{"string", "null"}},
+	}
+}
 
 // eventSchema follows event.Event's MarshalJSON: every payload field, null
 // when absent.
@@ -130,6 +156,10 @@ func schemaOf(t reflect.Type) map[string]any {
 		return map[string]any{"type": "string", "format": "date-time"}
 	case t == rawType:
 		return map[string]any{"type": "object"}
+	case t == rowType:
+		return reportRowSchema()
+	case t == dateType:
+		return map[string]any{"type": "string", "format": "date"}
 	}
 	switch t.Kind() {
 	case reflect.Pointer:

@@ -1,13 +1,18 @@
 package api
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pruuv/pruuv/internal/auth"
 	"github.com/pruuv/pruuv/internal/event"
 	"github.com/pruuv/pruuv/internal/funnel"
+	"github.com/pruuv/pruuv/internal/report"
 	"github.com/pruuv/pruuv/internal/store"
 )
 
@@ -20,6 +25,20 @@ type (
 		Name     string `json:"name"`
 		TimeZone string `json:"time_zone,omitempty"`
 		Currency string `json:"currency,omitempty"`
+	}
+	clientPatch struct {
+		// TimeZone is an IANA name; it decides where the client's report days begin.
+		TimeZone *string `json:"time_zone,omitempty"`
+		// Currency is an ISO 4217 code, for revenue sent without one.
+		Currency *string `json:"currency,omitempty"`
+	}
+	// reportOut is a funnel report: rows as `pruuv report --json` prints
+	// them, the per-stage totals in the same shape (without the breakdown
+	// field), and the daily series.
+	reportOut struct {
+		Rows   []report.JSONRow `json:"rows"`
+		Stages []report.JSONRow `json:"stages"`
+		Daily  []report.DayRow  `json:"daily"`
 	}
 	funnelsOut struct {
 		Funnels []store.FunnelSummary `json:"funnels"`
@@ -100,6 +119,16 @@ func (a *API) coreRoutes() []Route {
 				return a.Funnels.CreateClient(r.Context(), in.Name, in.TimeZone, in.Currency)
 			}},
 
+		{Method: "PATCH", Path: Prefix + "/clients/{id}", ID: "updateClient", Summary: "Set a client's time zone, default currency or both",
+			Body: clientPatch{}, Result: store.ClientDetail{},
+			h: func(r *http.Request, k store.APIKey) (any, error) {
+				var in clientPatch
+				if err := decode(r, &in); err != nil {
+					return nil, err
+				}
+				return a.Funnels.SetClientSettings(r.Context(), r.PathValue("id"), in.TimeZone, in.Currency, actor(k))
+			}},
+
 		{Method: "GET", Path: Prefix + "/funnels", ID: "listFunnels", Summary: "List funnels", Result: funnelsOut{},
 			h: func(r *http.Request, _ store.APIKey) (any, error) {
 				fs, err := a.Store.ListFunnels(r.Context())
@@ -136,6 +165,21 @@ func (a *API) coreRoutes() []Route {
 				}
 				return a.Funnels.AddStage(r.Context(), r.PathValue("id"), in.Name, actor(k))
 			}},
+
+		{Method: "GET", Path: Prefix + "/funnels/{id}/report", ID: "getFunnelReport",
+			Summary: "A funnel's report over days of its client's time zone: contacts, conversion and revenue per stage, optionally broken down, and the daily series",
+			Query:   reportParams, Result: reportOut{},
+			h: func(r *http.Request, _ store.APIKey) (any, error) {
+				rep, err := a.report(r)
+				if err != nil {
+					return nil, err
+				}
+				return reportOut{Rows: rep.JSONRows(), Stages: rep.JSONTotals(), Daily: orEmpty(rep.Daily)}, nil
+			}},
+		{Method: "GET", Path: Prefix + "/funnels/{id}/report.csv", ID: "getFunnelReportCSV",
+			Summary: "One table of a funnel's report as CSV (the table parameter: stages, breakdown or daily)",
+			Query:   append(reportParams[:len(reportParams):len(reportParams)], Param{"table", "string", "stages (default), breakdown or daily"}),
+			Result:  csvFile{}, h: a.reportCSV},
 
 		{Method: "GET", Path: Prefix + "/stages", ID: "listStages", Summary: "List every stage", Result: stagesOut{},
 			h: func(r *http.Request, _ store.APIKey) (any, error) {
@@ -275,4 +319,48 @@ func (a *API) listEvents(r *http.Request, _ store.APIKey) (any, error) {
 		out.NextBefore = &next
 	}
 	return out, nil
+}
+
+// reportParams are the report operations' query parameters.
+var reportParams = []Param{
+	{"from", "date", "first day, YYYY-MM-DD, in the client's time zone (required)"},
+	{"to", "date", "last day, included (required); at most 731 days from from"},
+	{"by", "string", "break down by one of: " + strings.Join(report.Fields, ", ")},
+	{"source", "string", "only events from webhook, pixel or import"},
+}
+
+// report runs the report the request asks for.
+func (a *API) report(r *http.Request) (*report.Report, error) {
+	q := r.URL.Query()
+	rq, err := report.ParseQuery(r.PathValue("id"), q.Get("from"), q.Get("to"), q.Get("by"), q.Get("source"))
+	var qe *report.QueryError
+	if errors.As(err, &qe) {
+		return nil, &auth.InvalidError{Field: qe.Field, Message: qe.Message}
+	} else if err != nil {
+		return nil, err
+	}
+	return report.Run(r.Context(), a.Store, rq)
+}
+
+// tables are the CSV tables by their name in the table parameter.
+var tables = map[string]report.Table{"stages": report.TableStages, "breakdown": report.TableBreakdown, "daily": report.TableDaily}
+
+func (a *API) reportCSV(r *http.Request, _ store.APIKey) (any, error) {
+	name := r.URL.Query().Get("table")
+	if name == "" {
+		name = "stages"
+	}
+	t, ok := tables[name]
+	if !ok {
+		return nil, &auth.InvalidError{Field: "table", Message: "must be stages, breakdown or daily"}
+	}
+	rep, err := a.report(r)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := report.WriteCSV(&b, rep, t); err != nil {
+		return nil, err
+	}
+	return csvFile{name: fmt.Sprintf("pruuv-report-%s-%s-%s-%s.csv", rep.FunnelID, rep.From, rep.To, name), body: b.Bytes()}, nil
 }

@@ -22,6 +22,7 @@ const usage = `pruuv — conversion tracking and ad attribution
 
 Usage:
   pruuv serve [--addr :8080] [--data-dir DIR] [--database-url URL]
+  pruuv client set --client NAME [--time-zone Europe/London] [--currency GBP] [--json]
   pruuv funnel create --client NAME --name NAME --stages "Lead,Qualified,Won" [--json]
   pruuv stage list [--json]
   pruuv stage rotate-token STAGE_ID [--overlap 24h] [--json]
@@ -89,13 +90,15 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 	}
 	cmd, rest := args[0], args[1:]
 	sub := ""
-	if len(rest) > 0 && (cmd == "funnel" || cmd == "stage" || cmd == "events" || cmd == "site" || cmd == "connection" ||
+	if len(rest) > 0 && (cmd == "client" || cmd == "funnel" || cmd == "stage" || cmd == "events" || cmd == "site" || cmd == "connection" ||
 		cmd == "conversions" || cmd == "user" || cmd == "apikey") {
 		sub, rest = rest[0], rest[1:]
 	}
 	switch cmd + " " + sub {
 	case "serve ":
 		return runServe(ctx, cfg, rest, env)
+	case "client set":
+		return clientSet(ctx, cfg, rest, env)
 	case "funnel create":
 		return funnelCreate(ctx, cfg, rest, env)
 	case "stage list":

@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -80,53 +78,8 @@ func reportCmd(ctx context.Context, cfg config.Config, args []string, env Env) e
 	return printReport(env, r)
 }
 
-// jsonRow is one row of `report --json`: the breakdown field under its own
-// name (null for none), then the stage and its figures.
-type jsonRow struct {
-	field string
-	row   report.Row
-}
-
-func (j jsonRow) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	if j.field != "" {
-		v, err := json.Marshal(j.row.Value)
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(&b, "%q:%s,", j.field, v)
-	}
-	fields := struct {
-		StageID    string             `json:"stage_id"`
-		StageName  string             `json:"stage_name"`
-		Position   int                `json:"position"`
-		Contacts   int                `json:"contacts"`
-		Revenue    map[string]jsonNum `json:"revenue"`
-		Conversion *float64           `json:"conversion_from_previous"`
-	}{j.row.StageID, j.row.StageName, j.row.Position, j.row.Contacts, map[string]jsonNum{}, j.row.ConversionFromPrevious}
-	for c, m := range j.row.Revenue {
-		fields.Revenue[c] = jsonNum(m)
-	}
-	rest, err := json.Marshal(fields)
-	if err != nil {
-		return nil, err
-	}
-	b.Write(rest[1:])
-	return b.Bytes(), nil
-}
-
-// jsonNum is an amount in millionths written as an exact JSON number.
-type jsonNum int64
-
-func (m jsonNum) MarshalJSON() ([]byte, error) { return []byte(event.FormatMicros(int64(m))), nil }
-
 func reportJSON(r *report.Report) any {
-	rows := make([]jsonRow, len(r.Rows))
-	for i, row := range r.Rows {
-		rows[i] = jsonRow{field: r.By, row: row}
-	}
-	return map[string]any{"rows": rows}
+	return map[string]any{"rows": r.JSONRows()}
 }
 
 func printReport(env Env, r *report.Report) error {

@@ -1,8 +1,9 @@
 // Package dashboard is Pruuv's server-rendered web interface: login, clients,
 // funnels and stages, Connections > Funnel Webhooks and Ad platforms, the
-// Pixel's sites and snippets, the events browser, the conversion log and
-// admin API keys. Pages are html/template, styled by one embedded CSS file,
-// and work without JavaScript; a small script only adds the copy buttons.
+// Pixel's sites and snippets, the events browser, the conversion log, funnel
+// reports and admin API keys. Pages are html/template, styled by one embedded
+// CSS file, and work without JavaScript; a small script only adds the copy
+// buttons.
 package dashboard
 
 import (
@@ -195,6 +196,7 @@ func (d *Dashboard) routes() []route {
 
 		{"GET /clients", false, d.clientsPage},
 		{"POST /clients", false, d.createClient},
+		{"POST /clients/{id}/settings", false, d.setClientSettings},
 		{"GET /funnels", false, d.funnelsPage},
 		{"POST /funnels", false, d.createFunnel},
 		{"GET /funnels/{id}", false, d.funnelPage},
@@ -228,9 +230,8 @@ func (d *Dashboard) routes() []route {
 		{"GET /conversions/{event}", false, d.conversionPage},
 		{"POST /conversions/{event}/retry", false, d.retrySend},
 
-		// Seam: the placeholder is replaced by its page when the branch that
-		// provides it is merged.
-		{"GET /reports", false, d.placeholder("reports", "Reports", "the funnel report engine (internal/report): contacts per stage, conversion, revenue, breakdowns, charts and CSV")},
+		{"GET /reports", false, d.reportsPage},
+		{"GET /reports/export.csv", false, d.exportReport},
 	}
 }
 

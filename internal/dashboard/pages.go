@@ -18,13 +18,14 @@ import (
 // notices are the fixed messages a redirect after a change may show; the
 // query names one, so no text from a link reaches the page.
 var notices = map[string]string{
-	"client":  "Client created.",
-	"funnel":  "Funnel created. Its stages' endpoints and tokens are under Connections › Funnel Webhooks.",
-	"renamed": "Renamed.",
-	"moved":   "Stage moved.",
-	"limit":   "Hourly limit saved.",
-	"stage":   "Stage added.",
-	"revoked": "API key revoked.",
+	"client":   "Client created.",
+	"settings": "Client settings saved.",
+	"funnel":   "Funnel created. Its stages' endpoints and tokens are under Connections › Funnel Webhooks.",
+	"renamed":  "Renamed.",
+	"moved":    "Stage moved.",
+	"limit":    "Hourly limit saved.",
+	"stage":    "Stage added.",
+	"revoked":  "API key revoked.",
 
 	"connection":     "Connection saved.",
 	"mapped":         "Mapping saved.",
@@ -162,6 +163,20 @@ func (d *Dashboard) createClient(w http.ResponseWriter, r *http.Request, s *sess
 		return
 	}
 	http.Redirect(w, r, "/clients?done=client", http.StatusSeeOther)
+}
+
+func (d *Dashboard) setClientSettings(w http.ResponseWriter, r *http.Request, s *session) {
+	f := r.PostForm
+	tz, currency := f.Get("time_zone"), f.Get("currency")
+	_, err := d.Funnels.SetClientSettings(r.Context(), r.PathValue("id"), &tz, &currency, actor(s))
+	if msg, ok := invalidMessage(err); ok {
+		d.renderClients(w, r, s, http.StatusUnprocessableEntity, msg)
+		return
+	} else if err != nil {
+		d.failErr(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/clients?done=settings", http.StatusSeeOther)
 }
 
 // Funnels

@@ -72,15 +72,50 @@ func (s *Service) CreateClient(ctx context.Context, clientName, tz, currency str
 	if c.Currency == "" {
 		c.Currency = "GBP"
 	}
-	if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "Local" {
-		return c, invalid("time_zone", "must be an IANA time zone such as Europe/London")
-	}
-	if !event.ValidCurrency(c.Currency) {
-		return c, invalid("currency", "must be an ISO 4217 code such as GBP")
+	if err := checkSettings(c.TimeZone, c.Currency); err != nil {
+		return c, err
 	}
 	if err := s.st.CreateClient(ctx, c, time.Now()); err != nil {
 		return c, err
 	}
+	return c, nil
+}
+
+// checkSettings applies the rules for a client's time zone (an IANA name;
+// not "Local", which would follow the server's) and currency (an active ISO
+// 4217 code, upper case).
+func checkSettings(tz, currency string) error {
+	if _, err := time.LoadLocation(tz); err != nil || tz == "Local" || tz == "" {
+		return invalid("time_zone", "must be an IANA time zone such as Europe/London")
+	}
+	if !event.ValidCurrency(currency) || currency != strings.ToUpper(currency) {
+		return invalid("currency", "must be an ISO 4217 code such as GBP")
+	}
+	return nil
+}
+
+// SetClientSettings changes a client's time zone, its default currency, or
+// both (a nil value is left as it is), and audits it as client.update. Both
+// are checked before either changes. The time zone decides where reports'
+// days begin, so the change also moves past days' boundaries.
+func (s *Service) SetClientSettings(ctx context.Context, id string, tz, currency *string, actor string) (store.ClientDetail, error) {
+	c, err := s.st.GetClient(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	if tz != nil {
+		c.TimeZone = strings.TrimSpace(*tz)
+	}
+	if currency != nil {
+		c.Currency = strings.ToUpper(strings.TrimSpace(*currency))
+	}
+	if err := checkSettings(c.TimeZone, c.Currency); err != nil {
+		return c, err
+	}
+	if err := s.st.SetClientSettings(ctx, id, c.TimeZone, c.Currency); err != nil {
+		return c, err
+	}
+	s.auth.Audit(ctx, actor, "client.update", id)
 	return c, nil
 }
 

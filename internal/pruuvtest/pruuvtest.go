@@ -226,15 +226,30 @@ func RunWith(t testing.TB, cfg config.Config, clients conversion.Registry, args 
 	return out
 }
 
+// RunInput is Run with stdin as the command's standard input, as in
+// `pruuv user create --password-stdin`.
+func RunInput(t testing.TB, cfg config.Config, stdin string, args ...string) string {
+	t.Helper()
+	out, errOut, err := run(cfg, nil, strings.NewReader(stdin), args...)
+	if err != nil {
+		t.Fatalf("pruuv %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
 // RunErrWith is RunErr with the given platform clients (nil: the real ones).
 func RunErrWith(cfg config.Config, clients conversion.Registry, args ...string) (string, string, error) {
+	return run(cfg, clients, nil, args...)
+}
+
+func run(cfg config.Config, clients conversion.Registry, stdin io.Reader, args ...string) (string, string, error) {
 	env := map[string]string{}
 	for _, kv := range Env(cfg) {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
 	var out, errOut bytes.Buffer
-	err := cli.Run(context.Background(), args, cli.Env{Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errOut,
+	err := cli.Run(context.Background(), args, cli.Env{Getenv: func(k string) string { return env[k] }, Stdin: stdin, Stdout: &out, Stderr: &errOut,
 		Platforms: clients})
 	return out.String(), errOut.String(), err
 }

@@ -145,9 +145,9 @@ type Row struct {
 
 // DayRow is one stage's contacts on one local day.
 type DayRow struct {
-	Date     Date
-	StageID  string
-	Contacts int
+	Date     Date   `json:"date"`
+	StageID  string `json:"stage_id"`
+	Contacts int    `json:"contacts"`
 }
 
 // Report is a funnel report.

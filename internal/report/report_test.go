@@ -131,7 +131,8 @@ func cut(s string) (string, string, bool) {
 	return s, "", false
 }
 
-// setTimeZone sets the only client's time zone directly: no command sets it yet.
+// setTimeZone sets the only client's time zone directly, below the rules of
+// internal/funnel, so the report is tested on its own.
 func setTimeZone(t *testing.T, cfg config.Config, tz string) {
 	t.Helper()
 	driver, dsn := "pgx", cfg.DatabaseURL

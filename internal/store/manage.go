@@ -51,6 +51,12 @@ func (s *Store) GetClient(ctx context.Context, id string) (ClientDetail, error) 
 	return c, s.wrap(err, "client "+id)
 }
 
+// SetClientSettings sets a client's time zone and default currency, or
+// returns ErrNotFound.
+func (s *Store) SetClientSettings(ctx context.Context, id, timeZone, currency string) error {
+	return s.updateOne(ctx, "client "+id, "UPDATE clients SET time_zone = $2, currency = $3 WHERE id = $1", id, timeZone, currency)
+}
+
 // FunnelSummary is a funnel with its client and number of stages.
 type FunnelSummary struct {
 	ID         string `json:"id"`
