@@ -225,7 +225,7 @@ func (q *Queue) judge(p Platform, e *event.Event, connected bool, mapping string
 }
 
 // planBatch is how many outbox rows one planning transaction takes.
-const planBatch = 500
+const planBatch = 100
 
 // Plan turns every outbox row into send rows, in transactions of planBatch
 // events. For each event and platform P a send row is recorded when the
@@ -234,13 +234,14 @@ const planBatch = 500
 // verdict) or pending, due at the schedule's next run. It returns the number
 // of events planned.
 func (q *Queue) Plan(ctx context.Context) (int, error) {
-	n, _, err := q.plan(ctx)
+	n, _, err := q.plan(ctx, false)
 	return n, err
 }
 
 // plan is Plan, also counting the sends it recorded as skipped.
-func (q *Queue) plan(ctx context.Context) (planned, skips int, err error) {
+func (q *Queue) plan(ctx context.Context, paced bool) (planned, skips int, err error) {
 	for {
+		began := time.Now()
 		now := q.clock.Now()
 		var next int64
 		if t, ok := q.schedule.Next(now); ok {
@@ -267,6 +268,17 @@ func (q *Queue) plan(ctx context.Context) (planned, skips int, err error) {
 		skips += len(skipped)
 		if n < planBatch {
 			return planned, skips, nil
+		}
+		if paced {
+			// Real time, not q.clock: this shares the machine, not the
+			// schedule.
+			t := time.NewTimer(2 * time.Since(began))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return planned, skips, ctx.Err()
+			case <-t.C:
+			}
 		}
 	}
 }
@@ -302,6 +314,12 @@ type RunOptions struct {
 	// schedule and backoff say (pruuv conversions send).
 	Force    bool
 	ClientID string // only this client's sends; "" for all
+	// Paced spaces the planning transactions out, so that a backlog of
+	// outbox rows does not take the database's writer in one burst and hold
+	// back the Webhook API's commits: after each batch the planner rests
+	// twice as long as the batch took (the serve loop; on-demand runs plan
+	// at full speed).
+	Paced bool
 }
 
 // Report counts what a run did.
@@ -330,7 +348,7 @@ func (r *Report) add(o Report) {
 func (q *Queue) Run(ctx context.Context, opt RunOptions) (Report, error) {
 	var rep Report
 	var err error
-	rep.Planned, rep.Skipped, err = q.plan(ctx)
+	rep.Planned, rep.Skipped, err = q.plan(ctx, opt.Paced)
 	if err != nil {
 		return rep, err
 	}

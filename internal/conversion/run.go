@@ -13,7 +13,7 @@ import (
 func (q *Queue) Loop(ctx context.Context, poll time.Duration) {
 	q.log.Info("conversion queue running", "schedule", q.schedule.String(), "poll", poll.String(), "lease_owner", q.owner)
 	for {
-		rep, err := q.Run(ctx, RunOptions{})
+		rep, err := q.Run(ctx, RunOptions{Paced: true})
 		switch {
 		case err != nil && ctx.Err() == nil:
 			q.log.Error("conversion run failed", "err", err)

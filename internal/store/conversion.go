@@ -263,47 +263,67 @@ type PlannedSend struct {
 // processes planning at once take different events. It returns how many
 // outbox rows it consumed (0 when the outbox is empty).
 func (s *Store) PlanOutbox(ctx context.Context, limit int, now time.Time, decide func([]OutboxEvent) []PlannedSend) (int, error) {
+	if !s.Postgres() {
+		// SQLite has one writer, which the ingest path shares: read the batch
+		// through the readers first, so the write transaction holds the
+		// writer only for the insert and the delete. Two planners reading the
+		// same rows (serve and a CLI run) record the same sends, and the
+		// second one's inserts do nothing.
+		ids, evs, err := s.readOutbox(ctx, s.r, limit, "")
+		if err != nil || len(ids) == 0 {
+			return 0, err
+		}
+		planned := decide(evs)
+		return len(ids), s.writeTx(ctx, func(tx *sql.Tx) error { return s.recordPlan(ctx, tx, ids, planned, now) })
+	}
 	var n int
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		q := "SELECT event_id FROM conversion_outbox ORDER BY event_id LIMIT $1"
-		if s.Postgres() {
-			q += " FOR UPDATE SKIP LOCKED"
-		}
-		ids, err := queryStrings(ctx, tx, q, limit)
-		if err != nil {
-			return s.wrap(err, "read outbox")
-		}
-		if len(ids) == 0 {
-			return nil
+		ids, evs, err := s.readOutbox(ctx, tx, limit, " FOR UPDATE SKIP LOCKED")
+		if err != nil || len(ids) == 0 {
+			return err
 		}
 		n = len(ids)
-		evs, err := s.outboxEvents(ctx, tx, ids)
-		if err != nil {
-			return err
-		}
-		if planned := decide(evs); len(planned) > 0 {
-			js, err := json.Marshal(planned)
-			if err != nil {
-				return err
-			}
-			ms := now.UnixMilli()
-			if _, err := tx.ExecContext(ctx, `INSERT INTO conversion_sends
-				(event_id, platform, client_id, stage_id, status, reason, detail, attempts, next_attempt_at, created_at, updated_at)
-				SELECT j.value ->> 'e', j.value ->> 'p', j.value ->> 'c', j.value ->> 's', j.value ->> 'st', j.value ->> 'r',
-					j.value ->> 'd', 0, CAST(j.value ->> 'n' AS BIGINT), $2, $2
-				FROM `+s.rows("$1")+` j WHERE true
-				ON CONFLICT (event_id, platform) DO NOTHING`, string(js), ms); err != nil {
-				return s.wrap(err, "record sends")
-			}
-		}
-		idsJSON, err := json.Marshal(ids)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, "DELETE FROM conversion_outbox WHERE event_id IN (SELECT j.value ->> 0 FROM "+s.rowsOfScalars("$1")+" j)", string(idsJSON))
-		return s.wrap(err, "clear outbox")
+		return s.recordPlan(ctx, tx, ids, decide(evs), now)
 	})
 	return n, err
+}
+
+// readOutbox reads up to limit outbox rows, oldest first, and their events.
+func (s *Store) readOutbox(ctx context.Context, q querier, limit int, lock string) ([]string, []OutboxEvent, error) {
+	ids, err := queryStrings(ctx, q, "SELECT event_id FROM conversion_outbox ORDER BY event_id LIMIT $1"+lock, limit)
+	if err != nil {
+		return nil, nil, s.wrap(err, "read outbox")
+	}
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	evs, err := s.outboxEvents(ctx, q, ids)
+	return ids, evs, err
+}
+
+// recordPlan records the planned sends and deletes their outbox rows.
+func (s *Store) recordPlan(ctx context.Context, tx *sql.Tx, ids []string, planned []PlannedSend, now time.Time) error {
+	if len(planned) > 0 {
+		js, err := json.Marshal(planned)
+		if err != nil {
+			return err
+		}
+		ms := now.UnixMilli()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO conversion_sends
+			(event_id, platform, client_id, stage_id, status, reason, detail, attempts, next_attempt_at, created_at, updated_at)
+			SELECT j.value ->> 'e', j.value ->> 'p', j.value ->> 'c', j.value ->> 's', j.value ->> 'st', j.value ->> 'r',
+				j.value ->> 'd', 0, CAST(j.value ->> 'n' AS BIGINT), $2, $2
+			FROM `+s.rows("$1")+` j WHERE true
+			ON CONFLICT (event_id, platform) DO NOTHING`, string(js), ms); err != nil {
+			return s.wrap(err, "record sends")
+		}
+	}
+	idsJSON, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, "DELETE FROM conversion_outbox WHERE event_id IN (SELECT j.value ->> 0 FROM "+s.rowsOfScalars("$1")+" j)", string(idsJSON))
+	return s.wrap(err, "clear outbox")
 }
 
 // rowsOfScalars is rows for an array of strings, read back as j.value ->> 0

@@ -29,10 +29,11 @@ CREATE TABLE stage_mappings (
 
 -- Written by ingestion in the event's own transaction; the planner turns each
 -- row into conversion_sends rows and deletes it.
+-- WITHOUT ROWID: one b-tree to insert into and delete from, not two.
 CREATE TABLE conversion_outbox (
     event_id   TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 -- One event delivered (or not) to one platform: the queue and the audit log.
 CREATE TABLE conversion_sends (
@@ -54,7 +55,7 @@ CREATE TABLE conversion_sends (
     updated_at      INTEGER NOT NULL,
     sent_at         INTEGER,
     PRIMARY KEY (event_id, platform)
-);
+) WITHOUT ROWID;
 CREATE INDEX conversion_sends_due ON conversion_sends (next_attempt_at) WHERE status IN ('pending', 'retrying');
 CREATE INDEX conversion_sends_updated ON conversion_sends (updated_at);
 CREATE INDEX conversion_sends_client ON conversion_sends (client_id, updated_at);
