@@ -31,6 +31,12 @@ const (
 // uploadClickConversions request).
 const maxBatch = 2000
 
+// Timeout bounds one HTTP exchange with Google (a token refresh or an API
+// call), answer included, as the other platforms' clients do. One Send makes
+// at most four in a row (refresh, call, and again on a 401), which keeps it
+// inside the queue's lease margin.
+const Timeout = 30 * time.Second
+
 // minInterval keeps one connection well inside the Data Manager API's 300
 // requests a minute per Cloud project and the Google Ads API's token-bucket
 // rate limits, with several connections sending at once.
@@ -49,13 +55,16 @@ type Client struct {
 	hc        conversion.HTTPDoer
 	now       func() time.Time
 	tokens    tokens
+	// Timeout bounds one exchange; New sets it to the package's Timeout.
+	Timeout time.Duration
 }
 
 var _ conversion.Client = (*Client)(nil)
 
 // New returns a client sending to the Google endpoints in endpoints through hc.
+// A nil hc gets an http.Client that follows no redirects.
 func New(endpoints conversion.Endpoints, hc conversion.HTTPDoer) *Client {
-	return &Client{endpoints: endpoints, hc: hc, now: time.Now}
+	return &Client{endpoints: endpoints, hc: conversion.Doer(hc), now: time.Now, Timeout: Timeout}
 }
 
 // Platform is conversion.Google.

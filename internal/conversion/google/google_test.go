@@ -678,3 +678,32 @@ func TestConcurrentSendsShareOneToken(t *testing.T) {
 		t.Errorf("%d token refreshes, want 1", n)
 	}
 }
+
+// Each exchange is bounded by the client's own timeout, not only by the
+// caller's context: the queue starts a request only with enough lease left
+// for a bounded one, so a Send must never run for as long as Google keeps a
+// connection open.
+func TestHungCallTimesOut(t *testing.T) {
+	if c := New(conversion.Endpoints{}, nil); c.Timeout != Timeout || c.hc == nil {
+		t.Fatalf("New: Timeout %v, http client %v; want %v and a client", c.Timeout, c.hc, Timeout)
+	}
+	for _, api := range []string{apiDataManager, apiAds} {
+		t.Run(api, func(t *testing.T) {
+			h := newHarness(t, api)
+			h.send(t, sample(t, "evt_0")) // the token first, so the hang hits the API call
+			h.client.Timeout = 100 * time.Millisecond
+			// The context only ends a hang should the client not; it is
+			// cancelled, not timed out, so its end reads differently.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stop := time.AfterFunc(20*time.Second, cancel)
+			defer stop.Stop()
+			h.fake.FailNext(1, googlefake.Hang)
+			for i, r := range h.client.Send(ctx, h.conn, []conversion.Conversion{sample(t, "evt_1")}) {
+				if r.Outcome != conversion.Transient || r.HTTPStatus != 0 || !strings.Contains(r.Message, "timed out") {
+					t.Errorf("result %d: %+v", i, r)
+				}
+			}
+		})
+	}
+}

@@ -23,10 +23,11 @@ type reply struct {
 	body   []byte
 }
 
-// do sends req and reads the answer. A request that got no answer (refused
-// connection, timeout, cancelled context) is Transient with no status.
+// do sends req and reads the answer, the exchange bounded by c.Timeout. A
+// request that got no answer (refused connection, timeout, cancelled context)
+// is Transient with no status.
 func (c *Client) do(req *http.Request) (*reply, *conversion.Result) {
-	resp, body, err := conversion.Exchange(c.hc, req, 0, maxReply)
+	resp, body, err := conversion.Exchange(c.hc, req, c.Timeout, maxReply)
 	switch {
 	case resp == nil:
 		return nil, &conversion.Result{Outcome: conversion.Transient, Message: "no answer: " + conversion.NetError(err)}
