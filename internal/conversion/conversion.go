@@ -51,6 +51,13 @@ const (
 	SkipMissingValue     = "missing_value"           // e.g. a Meta Purchase without value and currency
 )
 
+// ClickClockSkew is how far a conversion may seem to come before its click
+// before a client calls the pair impossible. click_timestamp can come from a
+// visitor's clock (the Pixel), which may run fast — by hours, when its time
+// zone is set wrong — while the conversion's time is the server's; the
+// platforms judge by their own record of the click, not ours.
+const ClickClockSkew = 24 * time.Hour
+
 // Conversion is one event as a platform client sends it.
 type Conversion struct {
 	// EventID is Pruuv's event id. Every attempt for the event carries it (or

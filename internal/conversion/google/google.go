@@ -116,7 +116,7 @@ func (c *Client) Check(cv *conversion.Conversion, now time.Time) conversion.Verd
 		case click.IsZero():
 			return conversion.Verdict{Skip: conversion.SkipNoClickTimestamp,
 				Detail: "Google needs click_timestamp with a " + kind + " to check its 90-day window"}
-		case cv.Time.Before(click):
+		case cv.Time.Before(click.Add(-conversion.ClickClockSkew)):
 			return conversion.Verdict{Skip: SkipConversionBeforeClick,
 				Detail: fmt.Sprintf("the conversion (%s) is earlier than the click (%s)", stamp(cv.Time), stamp(click))}
 		case cv.Time.Sub(click) > ClickWindow:

@@ -547,7 +547,8 @@ func TestCheck(t *testing.T) {
 		{"gbraid without click timestamp", func(c *conversion.Conversion) {
 			c.Fields.GCLID, c.Fields.GBRAID, c.Fields.ClickTimestamp = "", "x", time.Time{}
 		}, conversion.SkipNoClickTimestamp, time.Time{}},
-		{"before the click", func(c *conversion.Conversion) { c.Time = click.Add(-time.Second) }, SkipConversionBeforeClick, time.Time{}},
+		{"before the click", func(c *conversion.Conversion) { c.Time = click.Add(-conversion.ClickClockSkew - time.Second) }, SkipConversionBeforeClick, time.Time{}},
+		{"a visitor's clock ahead of ours", func(c *conversion.Conversion) { c.Time = click.Add(-3 * time.Hour) }, "", time.Time{}},
 		{"at the click", func(c *conversion.Conversion) { c.Time = click }, "", time.Time{}},
 		{"91 days after the click", func(c *conversion.Conversion) {
 			c.Fields.ClickTimestamp = now.Add(-100 * 24 * time.Hour)

@@ -203,7 +203,7 @@ func (c *Client) Check(cv *conversion.Conversion, now time.Time) conversion.Verd
 	}
 	click := f.ClickTimestamp
 	if !click.IsZero() {
-		if t.Before(click) {
+		if t.Before(click.Add(-conversion.ClickClockSkew)) {
 			return conversion.Verdict{Skip: SkipBeforeClick,
 				Detail: "the conversion time is before the click time; Microsoft refuses it"}
 		}
