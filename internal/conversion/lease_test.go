@@ -176,3 +176,31 @@ func TestShortLeaseSends(t *testing.T) {
 		e.expect(e.sends(), sendKey{ids[0], conversion.Meta}, want{conversion.StatusSent, "", 1})
 	})
 }
+
+// A request never outlives its lease: the client gets a context whose deadline
+// comes before the lease ends, with room left to write the results, so no other
+// runner can claim the sends while it is still running.
+func TestSendEndsWithinLease(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		e.connect(conversion.Meta)
+		e.mapStage(0, conversion.Meta, "Lead")
+		e.ingest(0, event.Fields{FBC: "fb.1.1.x"})
+		const lease = 5 * time.Minute
+		var left time.Duration
+		var hasDeadline bool
+		e.cls[conversion.Meta].OnSend(func(ctx context.Context, _ []conversion.Conversion) {
+			var d time.Time
+			d, hasDeadline = ctx.Deadline()
+			left = time.Until(d)
+		})
+		q := e.queueOn(e.open(), func(o *conversion.Options) { o.Lease = lease })
+		if _, err := q.Run(context.Background(), conversion.RunOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		// The margin for a 5-minute lease is a fifth, 1 minute; the request
+		// gets the lease less half of that.
+		if !hasDeadline || left > lease-30*time.Second || left < lease-2*time.Minute {
+			t.Errorf("send context: deadline %v, %v left; want about %v", hasDeadline, left, lease-30*time.Second)
+		}
+	})
+}

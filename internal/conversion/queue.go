@@ -582,7 +582,13 @@ func (r *run) sendConnection(ctx context.Context, owner string, leaseUntil time.
 		for i := range batch {
 			convs[i] = batch[i].conv
 		}
-		results := cl.Send(ctx, *conn, convs)
+		// The request must end while the lease still holds, or another
+		// runner could claim and send the same conversions meanwhile: give
+		// it the lease left, less half the margin for writing the results.
+		// (A duration on q.clock, applied in real time.)
+		sendCtx, cancel := context.WithTimeout(ctx, leaseUntil.Sub(now)-min(leaseMargin, q.lease/5)/2)
+		results := cl.Send(sendCtx, *conn, convs)
+		cancel()
 		rep.Requests++
 		o := r.results(batch, results, connID)
 		got, err := r.write(ctx, owner, &o)
