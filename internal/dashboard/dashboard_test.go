@@ -232,6 +232,45 @@ func TestLoginLogout(t *testing.T) {
 	}
 }
 
+// A post-login redirect stays on this site whatever next holds. Browsers
+// remove tabs and newlines from a Location and read a backslash as a slash,
+// so each of these would otherwise lead to evil.example.
+func TestLoginNextStaysOnSite(t *testing.T) {
+	cfg := pruuvtest.SQLite(t)
+	srv := pruuvtest.Start(t, cfg)
+	pruuvtest.Run(t, cfg, "user", "create", "--email", email, "--password", password)
+	for _, next := range []string{"//evil.example/", "/\\evil.example", "/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example",
+		"/\t\\evil.example", "\t//evil.example", "https://evil.example/", "/\x00/evil.example"} {
+		b := newBrowser(t, srv.URL)
+		p := b.get("/login?next=" + url.QueryEscape(next))
+		if strings.Contains(p.body, "evil.example") {
+			t.Errorf("next=%q: the login form carries it on", next)
+		}
+		form := url.Values{"email": {email}, "password": {password}, "next": {next}, "csrf": {b.csrf}}
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, c := range b.c.Jar.Cookies(mustURL(srv.URL)) {
+			req.AddCookie(c)
+		}
+		// The transport, not the client, so that a Location Go cannot parse
+		// (but a browser follows) is read as sent.
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+			t.Errorf("next=%q: %d Location %q, want /", next, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	// A local path with a query is kept.
+	b := newBrowser(t, srv.URL)
+	b.get("/login")
+	if p := b.post("/login", url.Values{"email": {email}, "password": {password}, "next": {"/events?stage=x&from=2026-01-01"}}); p.header.Get("Location") != "/events?stage=x&from=2026-01-01" {
+		t.Errorf("local next: %q", p.header.Get("Location"))
+	}
+}
+
 func TestLoginThrottled(t *testing.T) {
 	cfg := pruuvtest.SQLite(t)
 	srv := pruuvtest.Start(t, cfg)
