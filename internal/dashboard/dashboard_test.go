@@ -12,7 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pruuv/pruuv/internal/auth"
 	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/dashboard"
 	"github.com/pruuv/pruuv/internal/pruuvtest"
 	"github.com/pruuv/pruuv/internal/store"
 )
@@ -169,6 +171,48 @@ func TestEveryPageRendersAndNeedsLogin(t *testing.T) {
 				t.Errorf("GET /: %d %s", p.status, p.header.Get("Location"))
 			}
 		})
+	}
+}
+
+// Every route of the dashboard's table, not only the pages listed above,
+// needs a session: without one a GET is sent to the login page and any
+// other method is refused before its handler runs. Only the login form and
+// the static files are public.
+func TestEveryRouteNeedsASession(t *testing.T) {
+	cfg := pruuvtest.SQLite(t)
+	srv := pruuvtest.Start(t, cfg)
+	pruuvtest.Run(t, cfg, "user", "create", "--email", email, "--password", password)
+	stages := pruuvtest.Funnel(t, cfg, "Acme", "Leads", "Lead")
+	d, err := dashboard.New(dashboard.Options{Auth: auth.New(auth.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := map[string]bool{"GET /login": true, "POST /login": true, "GET /static/{file}": true}
+	wildcard := regexp.MustCompile(`\{[^}]+\}`)
+	before := stageList(t, cfg)[stages[0].ID]
+	anon := newBrowser(t, srv.URL)
+	for _, pat := range d.Patterns() {
+		if public[pat] {
+			continue
+		}
+		method, path, _ := strings.Cut(pat, " ")
+		// A real stage id, so that a handler reached by mistake would find
+		// something to change.
+		path = wildcard.ReplaceAllString(strings.TrimSuffix(path, "{$}"), stages[0].ID)
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(url.Values{"name": {"Hacked"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		p := anon.do(req)
+		switch {
+		case method == http.MethodGet:
+			if p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), "/login?next=") {
+				t.Errorf("%s without a session: %d %s", pat, p.status, p.header.Get("Location"))
+			}
+		case p.status != http.StatusForbidden:
+			t.Errorf("%s without a session: %d, want 403", pat, p.status)
+		}
+	}
+	if s := stageList(t, cfg)[stages[0].ID]; s != before {
+		t.Errorf("an anonymous request changed the stage: %+v", s)
 	}
 }
 
