@@ -324,7 +324,7 @@ func (a *API) listEvents(r *http.Request, _ store.APIKey) (any, error) {
 // reportParams are the report operations' query parameters.
 var reportParams = []Param{
 	{"from", "date", "first day, YYYY-MM-DD, in the client's time zone (required)"},
-	{"to", "date", "last day, included (required); at most 731 days from from"},
+	{"to", "date", "last day, included (required); at most 730 days after from (731 days in all)"},
 	{"by", "string", "break down by one of: " + strings.Join(report.Fields, ", ")},
 	{"source", "string", "only events from webhook, pixel or import"},
 }

@@ -342,14 +342,20 @@ func (d *Dashboard) session(r *http.Request) (*session, error) {
 
 // clientIP is the address the login limiter counts: the configured proxy
 // header when set (the last X-Forwarded-For entry, which the proxy added),
-// else the connection's peer.
+// else the connection's peer. The last entry is that of the header's last
+// line: a proxy may add its own line below one the client sent (HAProxy's
+// option forwardfor does), and the client's first line is the client's to
+// choose.
 func (d *Dashboard) clientIP(r *http.Request) string {
 	if d.ClientIPHeader != "" {
-		if v := r.Header.Get(d.ClientIPHeader); v != "" {
+		if vs := r.Header.Values(d.ClientIPHeader); len(vs) > 0 {
+			v := vs[len(vs)-1]
 			if i := strings.LastIndexByte(v, ','); i >= 0 {
 				v = v[i+1:]
 			}
-			return strings.TrimSpace(v)
+			if v = strings.TrimSpace(v); v != "" {
+				return v
+			}
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pruuv/pruuv/internal/auth"
 	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/dashboard"
 	"github.com/pruuv/pruuv/internal/pruuvtest"
 	"github.com/pruuv/pruuv/internal/store"
 )
@@ -172,6 +174,48 @@ func TestEveryPageRendersAndNeedsLogin(t *testing.T) {
 	}
 }
 
+// Every route of the dashboard's table, not only the pages listed above,
+// needs a session: without one a GET is sent to the login page and any
+// other method is refused before its handler runs. Only the login form and
+// the static files are public.
+func TestEveryRouteNeedsASession(t *testing.T) {
+	cfg := pruuvtest.SQLite(t)
+	srv := pruuvtest.Start(t, cfg)
+	pruuvtest.Run(t, cfg, "user", "create", "--email", email, "--password", password)
+	stages := pruuvtest.Funnel(t, cfg, "Acme", "Leads", "Lead")
+	d, err := dashboard.New(dashboard.Options{Auth: auth.New(auth.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := map[string]bool{"GET /login": true, "POST /login": true, "GET /static/{file}": true}
+	wildcard := regexp.MustCompile(`\{[^}]+\}`)
+	before := stageList(t, cfg)[stages[0].ID]
+	anon := newBrowser(t, srv.URL)
+	for _, pat := range d.Patterns() {
+		if public[pat] {
+			continue
+		}
+		method, path, _ := strings.Cut(pat, " ")
+		// A real stage id, so that a handler reached by mistake would find
+		// something to change.
+		path = wildcard.ReplaceAllString(strings.TrimSuffix(path, "{$}"), stages[0].ID)
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(url.Values{"name": {"Hacked"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		p := anon.do(req)
+		switch {
+		case method == http.MethodGet:
+			if p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), "/login?next=") {
+				t.Errorf("%s without a session: %d %s", pat, p.status, p.header.Get("Location"))
+			}
+		case p.status != http.StatusForbidden:
+			t.Errorf("%s without a session: %d, want 403", pat, p.status)
+		}
+	}
+	if s := stageList(t, cfg)[stages[0].ID]; s != before {
+		t.Errorf("an anonymous request changed the stage: %+v", s)
+	}
+}
+
 func TestLoginLogout(t *testing.T) {
 	be := pruuvtest.Backends()[0]
 	cfg := be.Config(t)
@@ -229,6 +273,45 @@ func TestLoginLogout(t *testing.T) {
 	// The other session is untouched.
 	if p := b2.get("/funnels"); p.status != http.StatusOK {
 		t.Fatalf("other session after logout: %d", p.status)
+	}
+}
+
+// A post-login redirect stays on this site whatever next holds. Browsers
+// remove tabs and newlines from a Location and read a backslash as a slash,
+// so each of these would otherwise lead to evil.example.
+func TestLoginNextStaysOnSite(t *testing.T) {
+	cfg := pruuvtest.SQLite(t)
+	srv := pruuvtest.Start(t, cfg)
+	pruuvtest.Run(t, cfg, "user", "create", "--email", email, "--password", password)
+	for _, next := range []string{"//evil.example/", "/\\evil.example", "/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example",
+		"/\t\\evil.example", "\t//evil.example", "https://evil.example/", "/\x00/evil.example"} {
+		b := newBrowser(t, srv.URL)
+		p := b.get("/login?next=" + url.QueryEscape(next))
+		if strings.Contains(p.body, "evil.example") {
+			t.Errorf("next=%q: the login form carries it on", next)
+		}
+		form := url.Values{"email": {email}, "password": {password}, "next": {next}, "csrf": {b.csrf}}
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, c := range b.c.Jar.Cookies(mustURL(srv.URL)) {
+			req.AddCookie(c)
+		}
+		// The transport, not the client, so that a Location Go cannot parse
+		// (but a browser follows) is read as sent.
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+			t.Errorf("next=%q: %d Location %q, want /", next, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	// A local path with a query is kept.
+	b := newBrowser(t, srv.URL)
+	b.get("/login")
+	if p := b.post("/login", url.Values{"email": {email}, "password": {password}, "next": {"/events?stage=x&from=2026-01-01"}}); p.header.Get("Location") != "/events?stage=x&from=2026-01-01" {
+		t.Errorf("local next: %q", p.header.Get("Location"))
 	}
 }
 

@@ -52,10 +52,18 @@ func invalidMessage(err error) (string, bool) {
 	return "", false
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext keeps a post-login redirect on this site: a path starting with
+// one "/". Browsers drop tabs and newlines from a Location and read a
+// backslash as "/", so "/\t/evil.example" or "/\\evil.example" would reach
+// evil.example; any control character or backslash sends the user to "/".
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
 		return "/"
+	}
+	for _, c := range []byte(next) {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return "/"
+		}
 	}
 	return next
 }

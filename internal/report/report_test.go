@@ -414,6 +414,26 @@ func TestReportErrors(t *testing.T) {
 	}
 }
 
+// A revenue total too large for int64 millionths fails the report with
+// ErrRevenueOverflow on both databases; on SQLite the error comes back from
+// inside the query, which keeps only an error's text.
+func TestRevenueOverflow(t *testing.T) {
+	for _, b := range pruuvtest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			var events []ev
+			for i := range 10 { // 10 × the largest revenue_value: over 9.2 × 10¹² units
+				events = append(events, ev{stage: 2, ref: fmt.Sprint("big", i), at: fmt.Sprintf("2026-03-28T10:0%d:00Z", i),
+					revenue: fmt.Sprint(event.MaxRevenue), currency: "GBP"})
+			}
+			st, funnelID, _ := fixture(t, b.Config(t), events)
+			_, err := report.Run(context.Background(), st, report.Query{FunnelID: funnelID, From: rangeFrom, To: rangeTo})
+			if !errors.Is(err, report.ErrRevenueOverflow) {
+				t.Fatalf("err = %v, want ErrRevenueOverflow", err)
+			}
+		})
+	}
+}
+
 func TestDayStart(t *testing.T) {
 	for _, c := range []struct {
 		zone string

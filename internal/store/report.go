@@ -209,6 +209,9 @@ type scanState struct {
 	idx  map[string]int
 	sink func(*ReportRow) error
 	row  ReportRow
+	// err is the sink's error: SQLite keeps only the text of an error
+	// Step returns, so ScanReport returns this one instead.
+	err error
 }
 
 func registerReportScan() error {
@@ -249,7 +252,11 @@ func (a *scanAggregate) Step(_ *sqlite.FunctionContext, args []driver.Value) err
 	r.Reference, _ = args[4].(string)
 	r.Currency, _ = args[5].(string)
 	r.Revenue, r.HasRevenue = args[6].(int64)
-	return a.st.sink(r)
+	if err := a.st.sink(r); err != nil {
+		a.st.err = err
+		return err
+	}
+	return nil
 }
 
 func (a *scanAggregate) WindowInverse(*sqlite.FunctionContext, []driver.Value) error {
@@ -283,13 +290,17 @@ func (s *Store) scanReportSQLite(ctx context.Context, q ReportScan, cols, where 
 		q.Expect(hi.Int64 - lo.Int64 + 1)
 	}
 	h := scanHandles.Add(1)
-	scanSinks.Store(h, &scanState{idx: stageIndex(q.StageIDs), sink: sink})
+	state := &scanState{idx: stageIndex(q.StageIDs), sink: sink}
+	scanSinks.Store(h, state)
 	defer scanSinks.Delete(h)
 	args[0], args[1] = lo.Int64, hi.Int64
 	args = append(args, h)
 	query := fmt.Sprintf("SELECT pruuv_report_scan($%d, %s) FROM events WHERE rowid >= $1 AND rowid <= $2 AND %s", len(args), cols, where)
 	var ignored any
 	if err := tx.QueryRowContext(ctx, query, args...).Scan(&ignored); err != nil {
+		if state.err != nil {
+			return state.err
+		}
 		return s.wrap(err, "report")
 	}
 	return nil
