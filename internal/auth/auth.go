@@ -219,11 +219,14 @@ func (s *Service) Login(ctx context.Context, email, password, clientIP string) (
 	} else if err != nil {
 		return "", store.User{}, err
 	}
-	if len(password) > MaxPassword {
-		password = password[:MaxPassword] // still hashed: the same work as any attempt
+	// No stored password is longer than MaxPassword, so a longer attempt is
+	// wrong; it is still hashed (cut to size) so that it costs the same.
+	tooLong := len(password) > MaxPassword
+	if tooLong {
+		password = password[:MaxPassword]
 	}
 	ok, herr := s.checkPassword(ctx, hash, password)
-	if err != nil || !ok {
+	if err != nil || !ok || tooLong {
 		if herr != nil && err == nil {
 			s.log.Error("stored password hash is unreadable", "user_id", u.ID, "err", herr)
 		}

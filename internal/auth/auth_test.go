@@ -96,6 +96,17 @@ func TestLoginSessionsAndExpiry(t *testing.T) {
 		if _, _, err := a.Login(ctx, "nobody@example.com", "correct horse battery", "192.0.2.1"); !errors.Is(err, auth.ErrBadCredentials) {
 			t.Fatalf("unknown email: %v", err)
 		}
+		// A password of the longest length allowed, and an attempt that
+		// starts with it but goes on: the longer one is wrong, not cut.
+		long := strings.Repeat("x", auth.MaxPassword)
+		_, err = a.CreateUser(ctx, "long@example.com", long)
+		must(t, err)
+		if _, _, err := a.Login(ctx, "long@example.com", long+"tail", "192.0.2.9"); !errors.Is(err, auth.ErrBadCredentials) {
+			t.Fatalf("a longer password that starts with the right one: %v", err)
+		}
+		if _, _, err := a.Login(ctx, "long@example.com", long, "192.0.2.9"); err != nil {
+			t.Fatalf("the longest password: %v", err)
+		}
 		sid, _, err := a.Login(ctx, "ANN@example.com", "correct horse battery", "192.0.2.1")
 		must(t, err)
 
