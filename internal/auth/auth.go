@@ -227,7 +227,11 @@ func (s *Service) Login(ctx context.Context, email, password, clientIP string) (
 	}
 	ok, herr := s.checkPassword(ctx, hash, password)
 	if err != nil || !ok || tooLong {
-		if herr != nil && err == nil {
+		switch {
+		case herr == nil || err != nil:
+		case ctx.Err() != nil:
+			return "", store.User{}, ctx.Err() // gave up waiting for a hashing slot
+		default:
 			s.log.Error("stored password hash is unreadable", "user_id", u.ID, "err", herr)
 		}
 		return "", store.User{}, ErrBadCredentials
