@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pruuv/pruuv/internal/auth"
@@ -94,6 +96,64 @@ func OpenConnection(k secret.Key, c store.Connection, keys []Key) (Connection, e
 		}
 	}
 	return Connection{ID: c.ID, ClientID: c.ClientID, Platform: Platform(c.Platform), Settings: settings}, nil
+}
+
+// secretSaver saves rotated secrets of one loaded connection. It remembers
+// the sealed value it last loaded or wrote, and writes only over that one.
+type secretSaver struct {
+	id    string
+	store *store.Store
+	key   secret.Key
+	keys  []Key
+	now   func() time.Time
+	log   *slog.Logger
+
+	mu  sync.Mutex
+	row store.Connection // as loaded, then as last saved
+}
+
+// save is the connection's SaveSecret: replace, logged by connection id
+// (never the value).
+func (s *secretSaver) save(ctx context.Context, key, value string) error {
+	err := s.replace(ctx, key, value)
+	switch {
+	case err == nil:
+		s.log.Info("refresh token rotated", "connection_id", s.id)
+	case errors.Is(err, store.ErrConflict):
+		s.log.Info("rotated secret not saved: the connection changed meanwhile", "connection_id", s.id)
+	default:
+		s.log.Warn("rotated secret not saved", "connection_id", s.id, "err", err)
+	}
+	return err
+}
+
+// replace re-seals the connection's secrets with key set to value and swaps
+// them in with store.ReplaceSealed. The write runs without ctx's
+// cancellation: the platform has already issued the value, and it may be the
+// only one left that works.
+func (s *secretSaver) replace(ctx context.Context, key, value string) error {
+	if !slices.ContainsFunc(s.keys, func(k Key) bool { return k.Name == key && k.Secret }) {
+		return fmt.Errorf("connection %s: %q is not a secret setting", s.id, key)
+	}
+	if value == "" {
+		return fmt.Errorf("connection %s: empty value for %s", s.id, key)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	settings, err := OpenSettings(s.key, s.row)
+	if err != nil {
+		return err
+	}
+	settings[key] = value
+	next := s.row
+	if err := SealSettings(s.key, s.keys, &next, settings); err != nil {
+		return err
+	}
+	if err := s.store.ReplaceSealed(context.WithoutCancel(ctx), next.ID, s.row.Sealed, next.Sealed, next.Hints, s.now()); err != nil {
+		return err
+	}
+	s.row = next
+	return nil
 }
 
 // KeyNames lists the setting names, sorted, for messages.

@@ -85,6 +85,15 @@ type Connection struct {
 	ClientID string
 	Platform Platform
 	Settings map[string]string
+	// SaveSecret stores a new value of one of the connection's secret
+	// settings, e.g. a refresh token the platform rotated, so that it
+	// outlives the process. Settings keeps the value the connection was
+	// loaded with; the next load has the new one. It fails when key is not a
+	// Secret key, when value is empty, and with store.ErrConflict when the
+	// connection was changed since it was loaded (the change wins). nil means
+	// the connection cannot be saved (tests): a client then keeps the value
+	// in memory only. A client never fails a send because saving failed.
+	SaveSecret func(ctx context.Context, key, value string) error
 }
 
 // Outcome is what became of one conversion in one attempt.

@@ -517,10 +517,13 @@ func (r *run) connection(ctx context.Context, id string) (*Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := OpenConnection(r.q.key, row, r.q.clients[Platform(row.Platform)].Keys())
+	keys := r.q.clients[Platform(row.Platform)].Keys()
+	conn, err := OpenConnection(r.q.key, row, keys)
 	if err != nil {
 		return nil, err
 	}
+	saver := &secretSaver{id: row.ID, store: r.q.store, key: r.q.key, keys: keys, now: r.q.clock.Now, log: r.q.log, row: row}
+	conn.SaveSecret = saver.save
 	r.mu.Lock()
 	r.conns[id] = &conn
 	r.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -646,3 +647,112 @@ func TestRetryFailedSend(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// TestRotatedSecretSaved: a secret a client saves through the connection
+// outlives the run, sealed like the one the operator gave.
+func TestRotatedSecretSaved(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.connect(conversion.Microsoft)
+		e.mapStage(0, conversion.Microsoft, "Goal")
+		ms := e.cls[conversion.Microsoft]
+		before, err := e.st.GetConnection(ctx, e.clientID, string(conversion.Microsoft))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const rotated = "rotated-token-ABCDEFGHIJKLMNOP"
+		var saveErr, notSecret, empty error
+		var hasSaver bool
+		ms.OnConn(func(ctx context.Context, conn conversion.Connection) {
+			if hasSaver = conn.SaveSecret != nil; !hasSaver {
+				return
+			}
+			notSecret = conn.SaveSecret(ctx, "account_id", "456")
+			empty = conn.SaveSecret(ctx, "access_token", "")
+			saveErr = conn.SaveSecret(ctx, "access_token", rotated)
+		})
+		e.ingest(0, event.Fields{MSCLKID: "ms-1"})
+		if rep := e.run(e.queue(), true); rep.Sent != 1 {
+			t.Fatalf("first run %+v", rep)
+		}
+		if !hasSaver || saveErr != nil {
+			t.Fatalf("SaveSecret set %v, error %v", hasSaver, saveErr)
+		}
+		if notSecret == nil || empty == nil {
+			t.Errorf("saving a plain setting (%v) or an empty value (%v) was accepted", notSecret, empty)
+		}
+
+		// Another process loads the connection afresh.
+		ms.OnConn(nil)
+		e.ingest(0, event.Fields{MSCLKID: "ms-2"})
+		other := e.open()
+		if rep := e.run(e.queueOn(other), true); rep.Sent != 1 {
+			t.Fatalf("second run %+v", rep)
+		}
+		reqs := ms.Requests()
+		got := reqs[len(reqs)-1].Conn.Settings
+		if got["access_token"] != rotated || got["account_id"] != "123" || got["label"] != "pruuv" {
+			t.Fatalf("the next load sends with %v, want the saved token and the other settings unchanged", got)
+		}
+
+		// At rest: sealed, bound to the row, shown only as a hint.
+		row, err := other.ConnectionByID(ctx, before.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := fmt.Sprint(row.Settings, row.Sealed, row.Hints)
+		if strings.Contains(raw, rotated) || strings.Contains(raw, "ABCDEFGHIJKL") {
+			t.Errorf("the stored row holds the saved secret in clear: %s", raw)
+		}
+		if row.Sealed == before.Sealed || row.Hints["access_token"] != conversion.Hint(rotated) || row.Settings["account_id"] != "123" {
+			t.Errorf("stored row %+v, want a new sealed value and hint %q", row, conversion.Hint(rotated))
+		}
+		moved := row
+		moved.ID = token.NewID("con")
+		if _, err := conversion.OpenSettings(e.key, moved); err == nil {
+			t.Error("the saved sealed value opens on another row")
+		}
+		conns, err := other.ListConnections(ctx)
+		if err != nil || len(conns) != 1 {
+			t.Fatalf("%d connections, %v", len(conns), err)
+		}
+		v := conversion.ViewOf(conns[0], nil)
+		if v.Settings["access_token"] != conversion.Hint(rotated) || !slices.Equal(v.SecretKeys, []string{"access_token"}) {
+			t.Errorf("connection list shows %v (secret keys %v), want only the hint", v.Settings, v.SecretKeys)
+		}
+	})
+}
+
+// TestRotatedSecretLosesToAChange: an operator's change made while a run
+// holds the connection is kept; the client's save is refused.
+func TestRotatedSecretLosesToAChange(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.connect(conversion.Microsoft)
+		e.mapStage(0, conversion.Microsoft, "Goal")
+		admin := &conversion.Admin{Store: e.st, Key: e.key, Clients: e.reg, Now: e.clock.Now}
+		const reconnected = "reconnected-token-0123456789"
+		var saveErr error
+		e.cls[conversion.Microsoft].OnConn(func(ctx context.Context, conn conversion.Connection) {
+			if _, err := admin.SaveConnection(ctx, e.clientID, conversion.Microsoft, map[string]string{"access_token": reconnected}, "admin"); err != nil {
+				t.Error(err)
+			}
+			saveErr = conn.SaveSecret(ctx, "access_token", "rotated-token-0123456789")
+		})
+		e.ingest(0, event.Fields{MSCLKID: "ms-1"})
+		if rep := e.run(e.queue(), true); rep.Sent != 1 {
+			t.Fatalf("run %+v", rep)
+		}
+		if !errors.Is(saveErr, store.ErrConflict) {
+			t.Fatalf("save over a changed connection: %v, want ErrConflict", saveErr)
+		}
+		row, err := e.st.GetConnection(ctx, e.clientID, string(conversion.Microsoft))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := conversion.OpenSettings(e.key, row)
+		if err != nil || s["access_token"] != reconnected {
+			t.Fatalf("stored token %q (%v), want the operator's", s["access_token"], err)
+		}
+	})
+}

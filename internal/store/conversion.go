@@ -125,6 +125,31 @@ func (s *Store) PutConnection(ctx context.Context, c Connection, now time.Time) 
 	})
 }
 
+// ReplaceSealed swaps a connection's sealed settings and hints for new ones,
+// but only while the row still holds the sealed value old: a change made
+// meanwhile (an operator reconnecting the account, another runner saving its
+// own rotation) wins, and ReplaceSealed returns ErrConflict and changes
+// nothing. It is one UPDATE, so it holds the writer only briefly.
+func (s *Store) ReplaceSealed(ctx context.Context, id, old, sealed string, hints map[string]string, now time.Time) error {
+	h, err := json.Marshal(nonNil(hints))
+	if err != nil {
+		return err
+	}
+	res, err := s.w.ExecContext(ctx, "UPDATE connections SET sealed = $3, hints = $4, updated_at = $5 WHERE id = $1 AND sealed = $2",
+		id, old, sealed, string(h), now.UnixMilli())
+	if err != nil {
+		return s.wrap(err, "save connection "+id)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.wrap(err, "save connection "+id)
+	}
+	if n == 0 {
+		return fmt.Errorf("connection %s changed meanwhile: %w", id, ErrConflict)
+	}
+	return nil
+}
+
 func nonNil(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}

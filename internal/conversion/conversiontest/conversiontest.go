@@ -38,6 +38,7 @@ type Client struct {
 	requests []Request
 	counts   map[string]int
 	onSend   func(ctx context.Context, batch []conversion.Conversion)
+	onConn   func(ctx context.Context, conn conversion.Connection)
 }
 
 // New returns a client for platform p reading the time from now (used to
@@ -99,6 +100,15 @@ func (c *Client) OnSend(fn func(ctx context.Context, batch []conversion.Conversi
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.onSend = fn
+}
+
+// OnConn runs fn at the start of every Send with the request's connection,
+// outside the client's lock (to save a rotated secret as a real client
+// would); nil removes it.
+func (c *Client) OnConn(fn func(ctx context.Context, conn conversion.Connection)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onConn = fn
 }
 
 // Requests returns every request so far.
@@ -203,10 +213,13 @@ func (c *Client) MinInterval() time.Duration {
 // Send implements conversion.Client from the script.
 func (c *Client) Send(ctx context.Context, conn conversion.Connection, batch []conversion.Conversion) []conversion.Result {
 	c.mu.Lock()
-	hook := c.onSend
+	hook, connHook := c.onSend, c.onConn
 	c.mu.Unlock()
 	if hook != nil {
 		hook(ctx, batch)
+	}
+	if connHook != nil {
+		connHook(ctx, conn)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

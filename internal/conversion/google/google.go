@@ -152,6 +152,7 @@ func (c *Client) Send(ctx context.Context, conn conversion.Connection, batch []c
 		return conversion.AllResults(len(batch), conversion.Result{Outcome: conversion.Permanent,
 			Message: "the Google connection's settings are invalid: " + err.Error()})
 	}
+	s.saveSecret = conn.SaveSecret
 	res := make([]conversion.Result, len(batch))
 	for start := 0; start < len(batch); start += maxBatch {
 		end := min(start+maxBatch, len(batch))

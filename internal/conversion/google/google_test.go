@@ -3,7 +3,9 @@ package google
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http/httptest"
 	"reflect"
 	"strings"
@@ -706,5 +708,59 @@ func TestHungCallTimesOut(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRotatedRefreshTokenSaved(t *testing.T) {
+	h := newHarness(t, apiDataManager)
+	h.fake.RotateRefreshTokens()
+	var saved [][2]string
+	h.conn.SaveSecret = func(_ context.Context, key, value string) error {
+		saved = append(saved, [2]string{key, value})
+		return nil
+	}
+	wantOutcomes(t, h.send(t, sample(t, "evt_1")), conversion.Sent)
+	if len(saved) != 1 || saved[0][0] != "refresh_token" || !strings.HasPrefix(saved[0][1], "1//fake-rotated-") {
+		t.Fatalf("saved %q, want the rotated refresh token once", saved)
+	}
+
+	// The next load has the saved token: the access token is reused.
+	loaded := *h
+	loaded.conn.Settings = maps.Clone(h.conn.Settings)
+	loaded.conn.Settings["refresh_token"] = saved[0][1]
+	wantOutcomes(t, loaded.send(t, sample(t, "evt_2")), conversion.Sent)
+	if n := h.fake.TokenRefreshes(); n != 1 {
+		t.Fatalf("%d token refreshes, want 1", n)
+	}
+
+	// A new process, once the first token is revoked, refreshes with the
+	// saved one.
+	h.fake.RevokeRefreshToken(googlefake.RefreshToken)
+	loaded.client = New(h.client.endpoints, h.client.hc)
+	loaded.client.now = h.client.now
+	wantOutcomes(t, loaded.send(t, sample(t, "evt_3")), conversion.Sent)
+	toks := requestsTo(h.fake, "token")
+	if got := toks[len(toks)-1].Form.Get("refresh_token"); got != saved[0][1] {
+		t.Errorf("new process refreshed with %q, want the saved %q", got, saved[0][1])
+	}
+}
+
+func TestRotatedRefreshTokenUnsaved(t *testing.T) {
+	h := newHarness(t, apiDataManager)
+	h.fake.RotateRefreshTokens()
+	var saved []string
+	h.conn.SaveSecret = func(_ context.Context, _, value string) error {
+		saved = append(saved, value)
+		return errors.New("database is gone")
+	}
+	wantOutcomes(t, h.send(t, sample(t, "evt_1")), conversion.Sent)
+	h.client.now = func() time.Time { return now.Add(time.Hour) }
+	wantOutcomes(t, h.send(t, sample(t, "evt_2")), conversion.Sent)
+	toks := requestsTo(h.fake, "token")
+	if len(saved) != 2 || len(toks) != 2 {
+		t.Fatalf("%d saves and %d token requests, want 2 and 2", len(saved), len(toks))
+	}
+	if got := toks[1].Form.Get("refresh_token"); got != saved[0] {
+		t.Errorf("second refresh used %q, want the unsaved rotated %q kept in memory", got, saved[0])
 	}
 }

@@ -1,6 +1,7 @@
 package google
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -54,6 +55,8 @@ type settings struct {
 	developerToken  string
 	version         string
 	consent         string // "GRANTED", "DENIED" or "" (not sent)
+	// saveSecret is the connection's SaveSecret (nil: cannot save).
+	saveSecret func(ctx context.Context, key, value string) error
 }
 
 var (

@@ -2,7 +2,9 @@ package microsoft
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -695,5 +697,96 @@ func TestNewCredentialsDropTheOldToken(t *testing.T) {
 	}
 	if n := len(e.c.tokens); n != 1 {
 		t.Errorf("%d cached slots, want 1", n)
+	}
+}
+
+// saver records what a client saves through Connection.SaveSecret and
+// answers err.
+type saver struct {
+	mu    sync.Mutex
+	saved [][2]string
+	err   error
+}
+
+func (s *saver) save(_ context.Context, key, value string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saved = append(s.saved, [2]string{key, value})
+	return s.err
+}
+
+func (s *saver) all() [][2]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][2]string(nil), s.saved...)
+}
+
+func TestRotatedRefreshTokenSaved(t *testing.T) {
+	e := setup(t, account)
+	sv := &saver{}
+	e.conn.SaveSecret = sv.save
+	if r := one(t, e.c.Send(context.Background(), e.conn, []conversion.Conversion{withClick(t, 1)})); r.Outcome != conversion.Sent {
+		t.Fatalf("%+v", r)
+	}
+	saved := sv.all()
+	if len(saved) != 1 || saved[0][0] != SettingRefreshToken || !strings.HasPrefix(saved[0][1], "fake-refresh-") {
+		t.Fatalf("saved %q, want the rotated refresh token once", saved)
+	}
+	rotated := saved[0][1]
+
+	// The next run loads the connection with the saved token: the cached
+	// access token still serves it.
+	loaded := e.conn
+	loaded.Settings = maps.Clone(e.conn.Settings)
+	loaded.Settings[SettingRefreshToken] = rotated
+	if r := one(t, e.c.Send(context.Background(), loaded, []conversion.Conversion{withClick(t, 2)})); r.Outcome != conversion.Sent {
+		t.Fatalf("%+v", r)
+	}
+	if n := len(e.fake.TokenRequests()); n != 1 {
+		t.Errorf("%d token requests, want 1: the saved token's connection reuses the access token", n)
+	}
+	if len(sv.all()) != 1 {
+		t.Errorf("saved %q without a refresh", sv.all())
+	}
+
+	// A new process, after the grant's first refresh token has expired,
+	// starts from the saved one.
+	e.fake.RevokeRefreshToken(account.RefreshToken)
+	fresh := New(conversion.Endpoints{Microsoft: e.srv.URL, MicrosoftOAuth: e.srv.URL + "/"}, e.srv.Client())
+	fresh.now = e.clk.now
+	sv2 := &saver{}
+	loaded.SaveSecret = sv2.save
+	if r := one(t, fresh.Send(context.Background(), loaded, []conversion.Conversion{withClick(t, 3)})); r.Outcome != conversion.Sent {
+		t.Fatalf("%+v", r)
+	}
+	toks := e.fake.TokenRequests()
+	if got := toks[len(toks)-1]["refresh_token"][0]; got != rotated {
+		t.Errorf("new process refreshed with %q, want the saved %q", got, rotated)
+	}
+	if s := sv2.all(); len(s) != 1 || s[0][1] == rotated || !strings.HasPrefix(s[0][1], "fake-refresh-") {
+		t.Errorf("new process saved %q, want the next rotation", s)
+	}
+	if n := len(fresh.tokens); n != 2 {
+		t.Errorf("%d cached slots, want 2 (as loaded, as saved)", n)
+	}
+}
+
+func TestRotatedRefreshTokenUnsaved(t *testing.T) {
+	e := setup(t, account)
+	sv := &saver{err: errors.New("database is gone")}
+	e.conn.SaveSecret = sv.save
+	if r := one(t, e.c.Send(context.Background(), e.conn, []conversion.Conversion{withClick(t, 1)})); r.Outcome != conversion.Sent {
+		t.Fatalf("a failed save failed the send: %+v", r)
+	}
+	e.clk.add(time.Hour)
+	if r := one(t, e.c.Send(context.Background(), e.conn, []conversion.Conversion{withClick(t, 2)})); r.Outcome != conversion.Sent {
+		t.Fatalf("%+v", r)
+	}
+	saved, toks := sv.all(), e.fake.TokenRequests()
+	if len(saved) != 2 || len(toks) != 2 {
+		t.Fatalf("%d saves and %d token requests, want 2 and 2", len(saved), len(toks))
+	}
+	if got := toks[1]["refresh_token"][0]; got != saved[0][1] {
+		t.Errorf("second refresh used %q, want the unsaved rotated %q kept in memory", got, saved[0][1])
 	}
 }

@@ -22,18 +22,22 @@ type tokenSlot struct {
 	access  string
 	expires time.Time // when to stop using access: shortly before Microsoft's expiry
 	// refresh is the newest refresh token Microsoft returned. The identity
-	// platform rotates it on every use; the settings' one stays valid until
-	// its own expiry, but the newer one lives longer, so it is used while
-	// this process runs.
+	// platform rotates it on every use; the newer one lives longer, so it is
+	// used while this process runs, and saved through the connection's
+	// SaveSecret so that the next process starts from it too.
 	refresh string
 }
 
-// slot returns the cache entry for a connection, keyed by its id and a hash
-// of what identifies its grant, so new credentials never reuse a stale token.
-func (c *Client) slot(conn conversion.Connection) *tokenSlot {
-	s := conn.Settings
-	h := sha256.Sum256([]byte(s[SettingRefreshToken] + "\x00" + s[SettingClientID] + "\x00" + tenant(s)))
-	key := conn.ID + "/" + hex.EncodeToString(h[:8])
+// slotKey identifies a connection's cache entry: its id and a hash of what
+// identifies its grant, so new credentials never reuse a stale token.
+func slotKey(id string, s map[string]string, refresh string) string {
+	h := sha256.Sum256([]byte(refresh + "\x00" + s[SettingClientID] + "\x00" + tenant(s)))
+	return id + "/" + hex.EncodeToString(h[:8])
+}
+
+// slot returns the cache entry for a connection and the key it is under.
+func (c *Client) slot(conn conversion.Connection) (*tokenSlot, string) {
+	key := slotKey(conn.ID, conn.Settings, conn.Settings[SettingRefreshToken])
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	sl, ok := c.tokens[key]
@@ -47,7 +51,23 @@ func (c *Client) slot(conn conversion.Connection) *tokenSlot {
 		sl = &tokenSlot{}
 		c.tokens[key] = sl
 	}
-	return sl
+	return sl, key
+}
+
+// saved files sl also under the key of the refresh token just saved, which
+// is the one the connection is loaded with from now on, and keeps the key it
+// was found under for the connection as this run still holds it. Older keys
+// go, so a connection has at most two.
+func (c *Client) saved(conn conversion.Connection, sl *tokenSlot, key, refresh string) {
+	next := slotKey(conn.ID, conn.Settings, refresh)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.tokens {
+		if strings.HasPrefix(k, conn.ID+"/") && k != key {
+			delete(c.tokens, k)
+		}
+	}
+	c.tokens[next] = sl
 }
 
 func tenant(s map[string]string) string {
@@ -66,7 +86,7 @@ func (e *authError) Error() string { return e.res.Message }
 // is missing, near expiry, or equal to stale (the token Microsoft just
 // refused).
 func (c *Client) accessToken(ctx context.Context, conn conversion.Connection, stale string) (string, error) {
-	sl := c.slot(conn)
+	sl, key := c.slot(conn)
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	if sl.access != "" && sl.access != stale && c.now().Before(sl.expires) {
@@ -87,8 +107,13 @@ func (c *Client) accessToken(ctx context.Context, conn conversion.Connection, st
 	sl.access = tok.AccessToken
 	life := time.Duration(tok.expiresIn()) * time.Second
 	sl.expires = c.now().Add(life - min(5*time.Minute, life/2))
-	if tok.RefreshToken != "" {
+	if tok.RefreshToken != "" && tok.RefreshToken != refresh {
 		sl.refresh = tok.RefreshToken
+		// Saved, it outlives this process; unsaved, it is still used while
+		// the process runs, and the send goes on either way.
+		if conn.SaveSecret != nil && conn.SaveSecret(ctx, SettingRefreshToken, tok.RefreshToken) == nil {
+			c.saved(conn, sl, key, tok.RefreshToken)
+		}
 	}
 	return sl.access, nil
 }

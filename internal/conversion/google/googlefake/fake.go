@@ -78,6 +78,7 @@ type Fake struct {
 	notAllowlisted bool
 	requests       fakekit.Log[Request]
 	refreshes      int
+	rotate         bool // token answers carry a new refresh_token
 	seq            int
 	done           chan struct{}
 	closeOnce      sync.Once
@@ -132,6 +133,15 @@ func (f *Fake) AddClick(id string, at time.Time) { f.mu.Lock(); f.clicks[id] = a
 func (f *Fake) RevokeRefreshToken(token string) {
 	f.mu.Lock()
 	f.refreshTokens[token] = false
+	f.mu.Unlock()
+}
+
+// RotateRefreshTokens makes every later token answer carry a new
+// refresh_token, as Google rarely does; the old one keeps working until
+// revoked.
+func (f *Fake) RotateRefreshTokens() {
+	f.mu.Lock()
+	f.rotate = true
 	f.mu.Unlock()
 }
 
@@ -260,12 +270,18 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 	f.seq++
 	token := fmt.Sprintf("ya29.fake-%d-%s", f.seq, randomHex(8))
 	f.tokens[token] = f.now().Add(f.tokenTTL)
-	writeJSON(w, http.StatusOK, map[string]any{
+	answer := map[string]any{
 		"access_token": token,
 		"expires_in":   int(f.tokenTTL / time.Second),
 		"scope":        "https://www.googleapis.com/auth/adwords https://www.googleapis.com/auth/datamanager",
 		"token_type":   "Bearer",
-	})
+	}
+	if f.rotate {
+		refresh := fmt.Sprintf("1//fake-rotated-%d-%s", f.seq, randomHex(8))
+		f.refreshTokens[refresh] = true
+		answer["refresh_token"] = refresh
+	}
+	writeJSON(w, http.StatusOK, answer)
 }
 
 // authorize checks the Bearer token: "" when it is a live token this fake

@@ -278,6 +278,14 @@ func (f *Fake) RevokeRefreshTokens() {
 	clear(f.refresh)
 }
 
+// RevokeRefreshToken makes one refresh token fail with invalid_grant, as when
+// it reaches the end of its life; the others keep working.
+func (f *Fake) RevokeRefreshToken(token string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.refresh, token)
+}
+
 // Requests returns every ApplyOfflineConversions call received, in order.
 func (f *Fake) Requests() []Request { return f.requests.All() }
 
