@@ -13,7 +13,7 @@ import (
 
 	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/event"
-	"github.com/pruuv/pruuv/internal/secret"
+	"github.com/pruuv/pruuv/internal/funnel"
 	"github.com/pruuv/pruuv/internal/store"
 	"github.com/pruuv/pruuv/internal/token"
 )
@@ -27,14 +27,6 @@ func ensureDir(dir string) string {
 	os.MkdirAll(dir, 0o700) // LoadOrCreate reports a directory that cannot be made
 	return dir
 }
-
-func newToken(key secret.Key) (string, store.StageToken) {
-	tok := token.NewWebhook()
-	id := token.NewID("tok")
-	return tok, store.StageToken{ID: id, Hash: key.Hash(tok), Sealed: key.Seal(tok, "stage_tokens:"+id), Hint: token.Hint(tok)}
-}
-
-const maxName = 200
 
 func funnelCreate(ctx context.Context, cfg config.Config, args []string, env Env) error {
 	fs := newFlags("funnel create")
@@ -54,15 +46,15 @@ func funnelCreate(ctx context.Context, cfg config.Config, args []string, env Env
 	if *client == "" || *name == "" || strings.TrimSpace(*stagesArg) == "" {
 		return usagef("funnel create needs --client, --name and --stages")
 	}
-	if len(*client) > maxName || len(*name) > maxName {
-		return usagef("names must be at most %d bytes", maxName)
+	if len(*client) > funnel.MaxName || len(*name) > funnel.MaxName {
+		return usagef("names must be at most %d bytes", funnel.MaxName)
 	}
 	var names []string
 	seen := map[string]bool{}
 	for _, n := range strings.Split(*stagesArg, ",") {
 		n = strings.TrimSpace(n)
-		if n == "" || len(n) > maxName {
-			return usagef("--stages: each stage needs a name of 1 to %d bytes", maxName)
+		if n == "" || len(n) > funnel.MaxName {
+			return usagef("--stages: each stage needs a name of 1 to %d bytes", funnel.MaxName)
 		}
 		if seen[strings.ToLower(n)] {
 			return usagef("--stages: %q is given twice", n)
@@ -70,8 +62,8 @@ func funnelCreate(ctx context.Context, cfg config.Config, args []string, env Env
 		seen[strings.ToLower(n)] = true
 		names = append(names, n)
 	}
-	if len(names) > 50 {
-		return usagef("--stages: at most 50 stages")
+	if len(names) > funnel.MaxStages {
+		return usagef("--stages: at most %d stages", funnel.MaxStages)
 	}
 	st, key, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
@@ -79,23 +71,13 @@ func funnelCreate(ctx context.Context, cfg config.Config, args []string, env Env
 	}
 	defer st.Close()
 
-	type stageOut struct {
-		ID           string `json:"id"`
-		Name         string `json:"name"`
-		Position     int    `json:"position"`
-		WebhookToken string `json:"webhook_token"`
-	}
-	var out struct {
-		Client store.Client `json:"client"`
-		Funnel store.Funnel `json:"funnel"`
-		Stages []stageOut   `json:"stages"`
-	}
+	var out funnel.Created
 	var stages []store.NewStage
 	for i, n := range names {
-		tok, row := newToken(key)
+		tok, row := funnel.NewToken(key)
 		id := token.NewID("stg")
 		stages = append(stages, store.NewStage{ID: id, Name: n, Token: row})
-		out.Stages = append(out.Stages, stageOut{ID: id, Name: n, Position: i + 1, WebhookToken: tok})
+		out.Stages = append(out.Stages, funnel.NewStageOut{ID: id, Name: n, Position: i + 1, WebhookToken: tok})
 	}
 	out.Client, out.Funnel, err = st.CreateFunnel(ctx, token.NewID("cli"), *client, token.NewID("fun"), *name, stages, time.Now())
 	if errors.Is(err, store.ErrConflict) {
@@ -152,13 +134,10 @@ func stageList(ctx context.Context, cfg config.Config, args []string, env Env) e
 	return tw.Flush()
 }
 
-// MaxOverlap is the longest a replaced token may keep working.
-const MaxOverlap = 7 * 24 * time.Hour
-
 func stageRotate(ctx context.Context, cfg config.Config, args []string, env Env) error {
 	fs := newFlags("stage rotate-token")
 	cfg.StorageFlags(fs)
-	overlap := fs.Duration("overlap", 24*time.Hour, "how long the replaced token keeps working (0 revokes it at once; at most 168h)")
+	overlap := fs.Duration("overlap", funnel.DefaultOverlap, "how long the replaced token keeps working (0 revokes it at once; at most 168h)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args, env)
 	if err != nil {
@@ -167,7 +146,7 @@ func stageRotate(ctx context.Context, cfg config.Config, args []string, env Env)
 	if len(pos) != 1 {
 		return usagef("stage rotate-token needs exactly one STAGE_ID")
 	}
-	if *overlap < 0 || *overlap > MaxOverlap {
+	if *overlap < 0 || *overlap > funnel.MaxOverlap {
 		return usagef("--overlap must be between 0 and 168h")
 	}
 	st, key, err := openStore(ctx, cfg, quiet(env))
@@ -175,7 +154,7 @@ func stageRotate(ctx context.Context, cfg config.Config, args []string, env Env)
 		return err
 	}
 	defer st.Close()
-	tok, row := newToken(key)
+	tok, row := funnel.NewToken(key)
 	now := time.Now()
 	if err := st.RotateToken(ctx, pos[0], row, now, now.Add(*overlap)); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -195,9 +174,6 @@ func stageRotate(ctx context.Context, cfg config.Config, args []string, env Env)
 	return nil
 }
 
-// MaxHourlyLimit is the highest hourly limit a stage may be given.
-const MaxHourlyLimit = 1_000_000
-
 func stageSetLimit(ctx context.Context, cfg config.Config, args []string, env Env) error {
 	fs := newFlags("stage set-limit")
 	cfg.StorageFlags(fs)
@@ -216,11 +192,11 @@ func stageSetLimit(ctx context.Context, cfg config.Config, args []string, env En
 	if !set["per-hour"] && !set["pixel-per-hour"] {
 		return usagef("stage set-limit needs --per-hour, --pixel-per-hour or both")
 	}
-	if set["per-hour"] && (*perHour < 1 || *perHour > MaxHourlyLimit) {
-		return usagef("--per-hour must be between 1 and %d", MaxHourlyLimit)
+	if set["per-hour"] && (*perHour < 1 || *perHour > funnel.MaxHourlyLimit) {
+		return usagef("--per-hour must be between 1 and %d", funnel.MaxHourlyLimit)
 	}
-	if set["pixel-per-hour"] && (*pixelPerHour < 1 || *pixelPerHour > MaxHourlyLimit) {
-		return usagef("--pixel-per-hour must be between 1 and %d", MaxHourlyLimit)
+	if set["pixel-per-hour"] && (*pixelPerHour < 1 || *pixelPerHour > funnel.MaxHourlyLimit) {
+		return usagef("--pixel-per-hour must be between 1 and %d", funnel.MaxHourlyLimit)
 	}
 	st, _, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pruuv/pruuv/internal/auth"
 	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/funnel"
 	"github.com/pruuv/pruuv/internal/ingest"
 	"github.com/pruuv/pruuv/internal/pixel"
 	"github.com/pruuv/pruuv/internal/secret"
@@ -75,8 +76,8 @@ func siteCreate(ctx context.Context, cfg config.Config, args []string, env Env) 
 	if *client == "" || len(origins) == 0 {
 		return usagef("site create needs --client and at least one --origin")
 	}
-	if len(*name) > maxName {
-		return usagef("--name must be at most %d bytes", maxName)
+	if len(*name) > funnel.MaxName {
+		return usagef("--name must be at most %d bytes", funnel.MaxName)
 	}
 	list, err := site.ParseOrigins(origins)
 	if err != nil {
