@@ -11,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"text/tabwriter"
 
+	"github.com/pruuv/pruuv/internal/auth"
 	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/conversion"
 	"github.com/pruuv/pruuv/internal/secret"
@@ -176,6 +178,39 @@ func newFlags(name string) *flag.FlagSet {
 	return flag.NewFlagSet("pruuv "+name, flag.ContinueOnError)
 }
 
+// command is the flag set of an operator command, with the storage flags
+// every one of them takes bound to cfg.
+func command(name string, cfg *config.Config) *flag.FlagSet {
+	fs := newFlags(name)
+	cfg.StorageFlags(fs)
+	return fs
+}
+
+// noArgs parses the flags of a command that takes no positional arguments.
+func noArgs(fs *flag.FlagSet, args []string, env Env) error {
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("%s takes no arguments, got %q", strings.TrimPrefix(fs.Name(), "pruuv "), pos[0])
+	}
+	return nil
+}
+
+// oneArg parses the flags and the single positional argument of a command,
+// named by what (e.g. "STAGE_ID") when it is missing.
+func oneArg(fs *flag.FlagSet, args []string, env Env, what string) (string, error) {
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) != 1 {
+		return "", usagef("%s needs exactly one %s", strings.TrimPrefix(fs.Name(), "pruuv "), what)
+	}
+	return pos[0], nil
+}
+
 // openStore opens the database and the secret key a command needs, refusing a
 // key that does not match the database.
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Store, secret.Key, error) {
@@ -208,8 +243,40 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 	return st, key, nil
 }
 
+// cliAuth is the auth service of a command, auditing as the CLI does.
+func cliAuth(env Env, st *store.Store, key secret.Key) *auth.Service {
+	return auth.New(auth.Options{Store: st, Key: key, Log: quiet(env)})
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// newTable is the layout of every table the commands print.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// printList prints rows as a JSON array (empty, never null) or as a table:
+// header, then a line per row. With no rows, none (when not "") goes to
+// standard error.
+func printList[T any](env Env, asJSON bool, rows []T, header, none string, line func(w io.Writer, row T)) error {
+	if asJSON {
+		if rows == nil {
+			rows = []T{}
+		}
+		return printJSON(env.Stdout, rows)
+	}
+	tw := newTable(env.Stdout)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		line(tw, r)
+	}
+	err := tw.Flush()
+	if len(rows) == 0 && none != "" {
+		fmt.Fprintln(env.Stderr, none)
+	}
+	return err
 }
