@@ -82,6 +82,61 @@ func Run(ctx context.Context, args []string, env Env) error {
 	return err
 }
 
+// commandFunc runs one command with the arguments after its name.
+type commandFunc func(ctx context.Context, cfg config.Config, args []string, env Env) error
+
+// commands is every command by name; a two-word name is a group and its
+// subcommand.
+var commands = map[string]commandFunc{
+	"serve":              runServe,
+	"client set":         clientSet,
+	"funnel create":      funnelCreate,
+	"stage list":         stageList,
+	"stage rotate-token": stageRotate,
+	"stage set-limit":    stageSetLimit,
+	"events list":        eventsList,
+	"site create":        siteCreate,
+	"site list":          siteList,
+	"site add-origin": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return siteOrigins(ctx, cfg, args, env, true)
+	},
+	"site remove-origin": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return siteOrigins(ctx, cfg, args, env, false)
+	},
+	"connection add":  connectionAdd,
+	"connection list": connectionList,
+	"connection map": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return connectionMap(ctx, cfg, args, env, false)
+	},
+	"connection unmap": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return connectionMap(ctx, cfg, args, env, true)
+	},
+	"conversions send":     conversionsSend,
+	"conversions log":      conversionsLog,
+	"conversions attempts": conversionsAttempts,
+	"conversions retry":    conversionsRetry,
+	"user create": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return userCreate(ctx, cfg, args, env, false)
+	},
+	"user set-password": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return userCreate(ctx, cfg, args, env, true)
+	},
+	"apikey create": apikeyCreate,
+	"apikey list":   apikeyList,
+	"apikey revoke": apikeyRevoke,
+	"report":        reportCmd,
+}
+
+// isGroup reports whether name is the first word of a two-word command.
+func isGroup(name string) bool {
+	for c := range commands {
+		if group, _, ok := strings.Cut(c, " "); ok && group == name {
+			return true
+		}
+	}
+	return false
+}
+
 func dispatch(ctx context.Context, args []string, env Env) error {
 	if len(args) == 0 {
 		return usagef("no command given")
@@ -90,68 +145,20 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	cmd, rest := args[0], args[1:]
-	sub := ""
-	if len(rest) > 0 && (cmd == "client" || cmd == "funnel" || cmd == "stage" || cmd == "events" || cmd == "site" || cmd == "connection" ||
-		cmd == "conversions" || cmd == "user" || cmd == "apikey") {
-		sub, rest = rest[0], rest[1:]
-	}
-	switch cmd + " " + sub {
-	case "serve ":
-		return runServe(ctx, cfg, rest, env)
-	case "client set":
-		return clientSet(ctx, cfg, rest, env)
-	case "funnel create":
-		return funnelCreate(ctx, cfg, rest, env)
-	case "stage list":
-		return stageList(ctx, cfg, rest, env)
-	case "stage rotate-token":
-		return stageRotate(ctx, cfg, rest, env)
-	case "stage set-limit":
-		return stageSetLimit(ctx, cfg, rest, env)
-	case "events list":
-		return eventsList(ctx, cfg, rest, env)
-	case "site create":
-		return siteCreate(ctx, cfg, rest, env)
-	case "site list":
-		return siteList(ctx, cfg, rest, env)
-	case "site add-origin":
-		return siteOrigins(ctx, cfg, rest, env, true)
-	case "site remove-origin":
-		return siteOrigins(ctx, cfg, rest, env, false)
-	case "connection add":
-		return connectionAdd(ctx, cfg, rest, env)
-	case "connection list":
-		return connectionList(ctx, cfg, rest, env)
-	case "connection map":
-		return connectionMap(ctx, cfg, rest, env, false)
-	case "connection unmap":
-		return connectionMap(ctx, cfg, rest, env, true)
-	case "conversions send":
-		return conversionsSend(ctx, cfg, rest, env)
-	case "conversions log":
-		return conversionsLog(ctx, cfg, rest, env)
-	case "conversions attempts":
-		return conversionsAttempts(ctx, cfg, rest, env)
-	case "conversions retry":
-		return conversionsRetry(ctx, cfg, rest, env)
-	case "user create":
-		return userCreate(ctx, cfg, rest, env, false)
-	case "user set-password":
-		return userCreate(ctx, cfg, rest, env, true)
-	case "apikey create":
-		return apikeyCreate(ctx, cfg, rest, env)
-	case "apikey list":
-		return apikeyList(ctx, cfg, rest, env)
-	case "apikey revoke":
-		return apikeyRevoke(ctx, cfg, rest, env)
-	case "report ":
-		return reportCmd(ctx, cfg, rest, env)
-	case "help ", "-h ", "--help ":
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return nil
 	}
-	return usagef("unknown command %q", strings.TrimSpace(cmd+" "+sub))
+	if len(rest) > 0 && isGroup(name) {
+		name, rest = name+" "+rest[0], rest[1:]
+	}
+	run, ok := commands[name]
+	if !ok || strings.Contains(args[0], " ") { // "stage list" as one argument is no command
+		return usagef("unknown command %q", name)
+	}
+	return run(ctx, cfg, rest, env)
 }
 
 // parse parses flags that may come before or after positional arguments, as
