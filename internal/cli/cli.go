@@ -11,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"text/tabwriter"
 
+	"github.com/pruuv/pruuv/internal/auth"
 	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/conversion"
 	"github.com/pruuv/pruuv/internal/secret"
@@ -80,6 +82,61 @@ func Run(ctx context.Context, args []string, env Env) error {
 	return err
 }
 
+// commandFunc runs one command with the arguments after its name.
+type commandFunc func(ctx context.Context, cfg config.Config, args []string, env Env) error
+
+// commands is every command by name; a two-word name is a group and its
+// subcommand.
+var commands = map[string]commandFunc{
+	"serve":              runServe,
+	"client set":         clientSet,
+	"funnel create":      funnelCreate,
+	"stage list":         stageList,
+	"stage rotate-token": stageRotate,
+	"stage set-limit":    stageSetLimit,
+	"events list":        eventsList,
+	"site create":        siteCreate,
+	"site list":          siteList,
+	"site add-origin": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return siteOrigins(ctx, cfg, args, env, true)
+	},
+	"site remove-origin": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return siteOrigins(ctx, cfg, args, env, false)
+	},
+	"connection add":  connectionAdd,
+	"connection list": connectionList,
+	"connection map": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return connectionMap(ctx, cfg, args, env, false)
+	},
+	"connection unmap": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return connectionMap(ctx, cfg, args, env, true)
+	},
+	"conversions send":     conversionsSend,
+	"conversions log":      conversionsLog,
+	"conversions attempts": conversionsAttempts,
+	"conversions retry":    conversionsRetry,
+	"user create": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return userCreate(ctx, cfg, args, env, false)
+	},
+	"user set-password": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return userCreate(ctx, cfg, args, env, true)
+	},
+	"apikey create": apikeyCreate,
+	"apikey list":   apikeyList,
+	"apikey revoke": apikeyRevoke,
+	"report":        reportCmd,
+}
+
+// isGroup reports whether name is the first word of a two-word command.
+func isGroup(name string) bool {
+	for c := range commands {
+		if group, _, ok := strings.Cut(c, " "); ok && group == name {
+			return true
+		}
+	}
+	return false
+}
+
 func dispatch(ctx context.Context, args []string, env Env) error {
 	if len(args) == 0 {
 		return usagef("no command given")
@@ -88,68 +145,20 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	cmd, rest := args[0], args[1:]
-	sub := ""
-	if len(rest) > 0 && (cmd == "client" || cmd == "funnel" || cmd == "stage" || cmd == "events" || cmd == "site" || cmd == "connection" ||
-		cmd == "conversions" || cmd == "user" || cmd == "apikey") {
-		sub, rest = rest[0], rest[1:]
-	}
-	switch cmd + " " + sub {
-	case "serve ":
-		return runServe(ctx, cfg, rest, env)
-	case "client set":
-		return clientSet(ctx, cfg, rest, env)
-	case "funnel create":
-		return funnelCreate(ctx, cfg, rest, env)
-	case "stage list":
-		return stageList(ctx, cfg, rest, env)
-	case "stage rotate-token":
-		return stageRotate(ctx, cfg, rest, env)
-	case "stage set-limit":
-		return stageSetLimit(ctx, cfg, rest, env)
-	case "events list":
-		return eventsList(ctx, cfg, rest, env)
-	case "site create":
-		return siteCreate(ctx, cfg, rest, env)
-	case "site list":
-		return siteList(ctx, cfg, rest, env)
-	case "site add-origin":
-		return siteOrigins(ctx, cfg, rest, env, true)
-	case "site remove-origin":
-		return siteOrigins(ctx, cfg, rest, env, false)
-	case "connection add":
-		return connectionAdd(ctx, cfg, rest, env)
-	case "connection list":
-		return connectionList(ctx, cfg, rest, env)
-	case "connection map":
-		return connectionMap(ctx, cfg, rest, env, false)
-	case "connection unmap":
-		return connectionMap(ctx, cfg, rest, env, true)
-	case "conversions send":
-		return conversionsSend(ctx, cfg, rest, env)
-	case "conversions log":
-		return conversionsLog(ctx, cfg, rest, env)
-	case "conversions attempts":
-		return conversionsAttempts(ctx, cfg, rest, env)
-	case "conversions retry":
-		return conversionsRetry(ctx, cfg, rest, env)
-	case "user create":
-		return userCreate(ctx, cfg, rest, env, false)
-	case "user set-password":
-		return userCreate(ctx, cfg, rest, env, true)
-	case "apikey create":
-		return apikeyCreate(ctx, cfg, rest, env)
-	case "apikey list":
-		return apikeyList(ctx, cfg, rest, env)
-	case "apikey revoke":
-		return apikeyRevoke(ctx, cfg, rest, env)
-	case "report ":
-		return reportCmd(ctx, cfg, rest, env)
-	case "help ", "-h ", "--help ":
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
 		return nil
 	}
-	return usagef("unknown command %q", strings.TrimSpace(cmd+" "+sub))
+	if len(rest) > 0 && isGroup(name) {
+		name, rest = name+" "+rest[0], rest[1:]
+	}
+	run, ok := commands[name]
+	if !ok || strings.Contains(args[0], " ") { // "stage list" as one argument is no command
+		return usagef("unknown command %q", name)
+	}
+	return run(ctx, cfg, rest, env)
 }
 
 // parse parses flags that may come before or after positional arguments, as
@@ -174,6 +183,39 @@ func parse(fs *flag.FlagSet, args []string, env Env) ([]string, error) {
 
 func newFlags(name string) *flag.FlagSet {
 	return flag.NewFlagSet("pruuv "+name, flag.ContinueOnError)
+}
+
+// command is the flag set of an operator command, with the storage flags
+// every one of them takes bound to cfg.
+func command(name string, cfg *config.Config) *flag.FlagSet {
+	fs := newFlags(name)
+	cfg.StorageFlags(fs)
+	return fs
+}
+
+// noArgs parses the flags of a command that takes no positional arguments.
+func noArgs(fs *flag.FlagSet, args []string, env Env) error {
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("%s takes no arguments, got %q", strings.TrimPrefix(fs.Name(), "pruuv "), pos[0])
+	}
+	return nil
+}
+
+// oneArg parses the flags and the single positional argument of a command,
+// named by what (e.g. "STAGE_ID") when it is missing.
+func oneArg(fs *flag.FlagSet, args []string, env Env, what string) (string, error) {
+	pos, err := parse(fs, args, env)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) != 1 {
+		return "", usagef("%s needs exactly one %s", strings.TrimPrefix(fs.Name(), "pruuv "), what)
+	}
+	return pos[0], nil
 }
 
 // openStore opens the database and the secret key a command needs, refusing a
@@ -208,8 +250,40 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 	return st, key, nil
 }
 
+// cliAuth is the auth service of a command, auditing as the CLI does.
+func cliAuth(env Env, st *store.Store, key secret.Key) *auth.Service {
+	return auth.New(auth.Options{Store: st, Key: key, Log: quiet(env)})
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// newTable is the layout of every table the commands print.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// printList prints rows as a JSON array (empty, never null) or as a table:
+// header, then a line per row. With no rows, none (when not "") goes to
+// standard error.
+func printList[T any](env Env, asJSON bool, rows []T, header, none string, line func(w io.Writer, row T)) error {
+	if asJSON {
+		if rows == nil {
+			rows = []T{}
+		}
+		return printJSON(env.Stdout, rows)
+	}
+	tw := newTable(env.Stdout)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		line(tw, r)
+	}
+	err := tw.Flush()
+	if len(rows) == 0 && none != "" {
+		fmt.Fprintln(env.Stderr, none)
+	}
+	return err
 }

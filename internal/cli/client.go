@@ -16,18 +16,13 @@ import (
 // clientSet is `pruuv client set`: a client's time zone and default
 // currency, by the rules the dashboard and the admin API apply.
 func clientSet(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("client set")
-	cfg.StorageFlags(fs)
+	fs := command("client set", &cfg)
 	name := fs.String("client", "", "the client's name")
 	tz := fs.String("time-zone", "", "IANA time zone the client's reports count days in, e.g. Europe/London")
 	currency := fs.String("currency", "", "ISO 4217 code for revenue sent without a currency, e.g. GBP")
 	asJSON := fs.Bool("json", false, "print the client as JSON")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("client set takes no arguments, got %q", pos[0])
 	}
 	if strings.TrimSpace(*name) == "" {
 		return usagef("client set needs --client")
@@ -55,7 +50,7 @@ func clientSet(ctx context.Context, cfg config.Config, args []string, env Env) e
 	} else if err != nil {
 		return err
 	}
-	au := auth.New(auth.Options{Store: st, Key: key, Log: quiet(env)})
+	au := cliAuth(env, st, key)
 	out, err := funnel.New(st, key, au).SetClientSettings(ctx, c.ID, tzp, curp, "cli")
 	var inv *auth.InvalidError
 	if errors.As(err, &inv) {

@@ -5,15 +5,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/event"
-	"github.com/pruuv/pruuv/internal/secret"
+	"github.com/pruuv/pruuv/internal/funnel"
 	"github.com/pruuv/pruuv/internal/store"
 	"github.com/pruuv/pruuv/internal/token"
 )
@@ -28,41 +28,28 @@ func ensureDir(dir string) string {
 	return dir
 }
 
-func newToken(key secret.Key) (string, store.StageToken) {
-	tok := token.NewWebhook()
-	id := token.NewID("tok")
-	return tok, store.StageToken{ID: id, Hash: key.Hash(tok), Sealed: key.Seal(tok, "stage_tokens:"+id), Hint: token.Hint(tok)}
-}
-
-const maxName = 200
-
 func funnelCreate(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("funnel create")
-	cfg.StorageFlags(fs)
+	fs := command("funnel create", &cfg)
 	client := fs.String("client", "", "client (advertiser) name; created if new")
 	name := fs.String("name", "", "funnel name")
 	stagesArg := fs.String("stages", "", `comma-separated stage names in order, e.g. "Lead,Qualified,Won"`)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("funnel create takes no arguments, got %q", pos[0])
 	}
 	*client, *name = strings.TrimSpace(*client), strings.TrimSpace(*name)
 	if *client == "" || *name == "" || strings.TrimSpace(*stagesArg) == "" {
 		return usagef("funnel create needs --client, --name and --stages")
 	}
-	if len(*client) > maxName || len(*name) > maxName {
-		return usagef("names must be at most %d bytes", maxName)
+	if len(*client) > funnel.MaxName || len(*name) > funnel.MaxName {
+		return usagef("names must be at most %d bytes", funnel.MaxName)
 	}
 	var names []string
 	seen := map[string]bool{}
 	for _, n := range strings.Split(*stagesArg, ",") {
 		n = strings.TrimSpace(n)
-		if n == "" || len(n) > maxName {
-			return usagef("--stages: each stage needs a name of 1 to %d bytes", maxName)
+		if n == "" || len(n) > funnel.MaxName {
+			return usagef("--stages: each stage needs a name of 1 to %d bytes", funnel.MaxName)
 		}
 		if seen[strings.ToLower(n)] {
 			return usagef("--stages: %q is given twice", n)
@@ -70,8 +57,8 @@ func funnelCreate(ctx context.Context, cfg config.Config, args []string, env Env
 		seen[strings.ToLower(n)] = true
 		names = append(names, n)
 	}
-	if len(names) > 50 {
-		return usagef("--stages: at most 50 stages")
+	if len(names) > funnel.MaxStages {
+		return usagef("--stages: at most %d stages", funnel.MaxStages)
 	}
 	st, key, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
@@ -79,23 +66,13 @@ func funnelCreate(ctx context.Context, cfg config.Config, args []string, env Env
 	}
 	defer st.Close()
 
-	type stageOut struct {
-		ID           string `json:"id"`
-		Name         string `json:"name"`
-		Position     int    `json:"position"`
-		WebhookToken string `json:"webhook_token"`
-	}
-	var out struct {
-		Client store.Client `json:"client"`
-		Funnel store.Funnel `json:"funnel"`
-		Stages []stageOut   `json:"stages"`
-	}
+	var out funnel.Created
 	var stages []store.NewStage
 	for i, n := range names {
-		tok, row := newToken(key)
+		tok, row := funnel.NewToken(key)
 		id := token.NewID("stg")
 		stages = append(stages, store.NewStage{ID: id, Name: n, Token: row})
-		out.Stages = append(out.Stages, stageOut{ID: id, Name: n, Position: i + 1, WebhookToken: tok})
+		out.Stages = append(out.Stages, funnel.NewStageOut{ID: id, Name: n, Position: i + 1, WebhookToken: tok})
 	}
 	out.Client, out.Funnel, err = st.CreateFunnel(ctx, token.NewID("cli"), *client, token.NewID("fun"), *name, stages, time.Now())
 	if errors.Is(err, store.ErrConflict) {
@@ -108,7 +85,7 @@ func funnelCreate(ctx context.Context, cfg config.Config, args []string, env Env
 		return printJSON(env.Stdout, out)
 	}
 	fmt.Fprintf(env.Stdout, "Client %s (%s)\nFunnel %s (%s)\n\n", out.Client.Name, out.Client.ID, out.Funnel.Name, out.Funnel.ID)
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(env.Stdout)
 	fmt.Fprintln(tw, "POS\tSTAGE\tSTAGE ID\tWEBHOOK TOKEN")
 	for _, s := range out.Stages {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Position, s.Name, s.ID, s.WebhookToken)
@@ -119,15 +96,10 @@ func funnelCreate(ctx context.Context, cfg config.Config, args []string, env Env
 }
 
 func stageList(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("stage list")
-	cfg.StorageFlags(fs)
+	fs := command("stage list", &cfg)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("stage list takes no arguments, got %q", pos[0])
 	}
 	st, _, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
@@ -138,36 +110,20 @@ func stageList(ctx context.Context, cfg config.Config, args []string, env Env) e
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		if stages == nil {
-			stages = []store.Stage{}
-		}
-		return printJSON(env.Stdout, stages)
-	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT\tFUNNEL\tPOS\tSTAGE\tSTAGE ID\tLIMIT/H\tPIXEL/H\tTOKEN")
-	for _, s := range stages {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", s.ClientName, s.FunnelName, s.Position, s.Name, s.ID, s.HourlyLimit, s.PixelHourlyLimit, s.TokenHint)
-	}
-	return tw.Flush()
+	return printList(env, *asJSON, stages, "CLIENT\tFUNNEL\tPOS\tSTAGE\tSTAGE ID\tLIMIT/H\tPIXEL/H\tTOKEN", "", func(w io.Writer, s store.Stage) {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", s.ClientName, s.FunnelName, s.Position, s.Name, s.ID, s.HourlyLimit, s.PixelHourlyLimit, s.TokenHint)
+	})
 }
 
-// MaxOverlap is the longest a replaced token may keep working.
-const MaxOverlap = 7 * 24 * time.Hour
-
 func stageRotate(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("stage rotate-token")
-	cfg.StorageFlags(fs)
-	overlap := fs.Duration("overlap", 24*time.Hour, "how long the replaced token keeps working (0 revokes it at once; at most 168h)")
+	fs := command("stage rotate-token", &cfg)
+	overlap := fs.Duration("overlap", funnel.DefaultOverlap, "how long the replaced token keeps working (0 revokes it at once; at most 168h)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
+	id, err := oneArg(fs, args, env, "STAGE_ID")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("stage rotate-token needs exactly one STAGE_ID")
-	}
-	if *overlap < 0 || *overlap > MaxOverlap {
+	if *overlap < 0 || *overlap > funnel.MaxOverlap {
 		return usagef("--overlap must be between 0 and 168h")
 	}
 	st, key, err := openStore(ctx, cfg, quiet(env))
@@ -175,18 +131,18 @@ func stageRotate(ctx context.Context, cfg config.Config, args []string, env Env)
 		return err
 	}
 	defer st.Close()
-	tok, row := newToken(key)
+	tok, row := funnel.NewToken(key)
 	now := time.Now()
-	if err := st.RotateToken(ctx, pos[0], row, now, now.Add(*overlap)); err != nil {
+	if err := st.RotateToken(ctx, id, row, now, now.Add(*overlap)); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("no stage with id %q (see: pruuv stage list)", pos[0])
+			return fmt.Errorf("no stage with id %q (see: pruuv stage list)", id)
 		}
 		return err
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, map[string]string{"id": pos[0], "webhook_token": tok})
+		return printJSON(env.Stdout, map[string]string{"id": id, "webhook_token": tok})
 	}
-	fmt.Fprintf(env.Stdout, "New webhook token for stage %s:\n%s\n", pos[0], tok)
+	fmt.Fprintf(env.Stdout, "New webhook token for stage %s:\n%s\n", id, tok)
 	if *overlap > 0 {
 		fmt.Fprintf(env.Stdout, "The previous token keeps working until %s.\n", now.Add(*overlap).UTC().Format(time.RFC3339))
 	} else {
@@ -195,39 +151,32 @@ func stageRotate(ctx context.Context, cfg config.Config, args []string, env Env)
 	return nil
 }
 
-// MaxHourlyLimit is the highest hourly limit a stage may be given.
-const MaxHourlyLimit = 1_000_000
-
 func stageSetLimit(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("stage set-limit")
-	cfg.StorageFlags(fs)
+	fs := command("stage set-limit", &cfg)
 	perHour := fs.Int("per-hour", 0, "accepted Webhook API events per UTC hour (1 to 1000000)")
 	pixelPerHour := fs.Int("pixel-per-hour", 0, "accepted Pixel events per UTC hour, counted apart (1 to 1000000)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
+	id, err := oneArg(fs, args, env, "STAGE_ID")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usagef("stage set-limit needs exactly one STAGE_ID")
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if !set["per-hour"] && !set["pixel-per-hour"] {
 		return usagef("stage set-limit needs --per-hour, --pixel-per-hour or both")
 	}
-	if set["per-hour"] && (*perHour < 1 || *perHour > MaxHourlyLimit) {
-		return usagef("--per-hour must be between 1 and %d", MaxHourlyLimit)
+	if set["per-hour"] && (*perHour < 1 || *perHour > funnel.MaxHourlyLimit) {
+		return usagef("--per-hour must be between 1 and %d", funnel.MaxHourlyLimit)
 	}
-	if set["pixel-per-hour"] && (*pixelPerHour < 1 || *pixelPerHour > MaxHourlyLimit) {
-		return usagef("--pixel-per-hour must be between 1 and %d", MaxHourlyLimit)
+	if set["pixel-per-hour"] && (*pixelPerHour < 1 || *pixelPerHour > funnel.MaxHourlyLimit) {
+		return usagef("--pixel-per-hour must be between 1 and %d", funnel.MaxHourlyLimit)
 	}
 	st, _, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	out := map[string]any{"id": pos[0]}
+	out := map[string]any{"id": id}
 	for _, l := range []struct {
 		flag, key string
 		n         int
@@ -240,15 +189,15 @@ func stageSetLimit(ctx context.Context, cfg config.Config, args []string, env En
 		if !set[l.flag] {
 			continue
 		}
-		if err := l.set(ctx, pos[0], l.n); err != nil {
+		if err := l.set(ctx, id, l.n); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("no stage with id %q (see: pruuv stage list)", pos[0])
+				return fmt.Errorf("no stage with id %q (see: pruuv stage list)", id)
 			}
 			return err
 		}
 		out[l.key] = l.n
 		if !*asJSON {
-			fmt.Fprintf(env.Stdout, "Stage %s now accepts %d %s events per hour.\n", pos[0], l.n, l.what)
+			fmt.Fprintf(env.Stdout, "Stage %s now accepts %d %s events per hour.\n", id, l.n, l.what)
 		}
 	}
 	if *asJSON {
@@ -258,17 +207,12 @@ func stageSetLimit(ctx context.Context, cfg config.Config, args []string, env En
 }
 
 func eventsList(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("events list")
-	cfg.StorageFlags(fs)
+	fs := command("events list", &cfg)
 	stage := fs.String("stage", "", "only this stage's events")
 	limit := fs.Int("limit", 100, "at most this many events, newest first (1 to 100000)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("events list takes no arguments, got %q", pos[0])
 	}
 	if *limit < 1 || *limit > 100_000 {
 		return usagef("--limit must be between 1 and 100000")
@@ -299,7 +243,7 @@ func eventsList(ctx context.Context, cfg config.Config, args []string, env Env) 
 		if i > 0 {
 			fmt.Fprintln(env.Stdout)
 		}
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		tw := newTable(env.Stdout)
 		fmt.Fprintf(tw, "event_id\t%s\nstage_id\t%s\nsource\t%s\nreceived_at\t%s\n", e.ID, e.StageID, e.Source, e.ReceivedAt.Format(time.RFC3339Nano))
 		for _, fd := range event.Schema {
 			switch v := fd.Value(&e.Fields).(type) {

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/pruuv/pruuv/internal/auth"
@@ -68,19 +68,6 @@ func platformFilter(arg string) (string, error) {
 	return string(p), err
 }
 
-// oneEvent parses the flags and the single EVENT_ID of a command about one
-// event.
-func oneEvent(fs *flag.FlagSet, args []string, env Env) (string, error) {
-	pos, err := parse(fs, args, env)
-	if err != nil {
-		return "", err
-	}
-	if len(pos) != 1 {
-		return "", usagef("%s needs exactly one EVENT_ID", strings.TrimPrefix(fs.Name(), "pruuv "))
-	}
-	return pos[0], nil
-}
-
 // httpCode is an HTTP status as the tables print it: "-" when no answer came.
 func httpCode(status *int) string {
 	if status == nil {
@@ -116,7 +103,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 // admin is the connection and mapping rules the dashboard and the admin API
 // share, audited as the CLI.
 func admin(env Env, cfg config.Config, st *store.Store, key secret.Key) *conversion.Admin {
-	au := auth.New(auth.Options{Store: st, Key: key, Log: quiet(env)})
+	au := cliAuth(env, st, key)
 	return &conversion.Admin{Store: st, Key: key, Clients: platforms(cfg, env), Audit: au.Audit}
 }
 
@@ -125,20 +112,15 @@ func admin(env Env, cfg config.Config, st *store.Store, key secret.Key) *convers
 // an empty value removes a setting). The result must pass the client's
 // Validate.
 func connectionAdd(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("connection add")
-	cfg.StorageFlags(fs)
+	fs := command("connection add", &cfg)
 	clientName := fs.String("client", "", "client (advertiser) name")
 	platformArg := fs.String("platform", "", "meta, google, tiktok or microsoft")
 	var sets, files multi
 	fs.Var(&sets, "set", "a setting as KEY=VALUE (repeatable; an empty VALUE removes the setting)")
 	fs.Var(&files, "set-file", "a setting read from a file as KEY=PATH (repeatable), so secrets stay out of shell history")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("connection add takes no arguments, got %q", pos[0])
 	}
 	if strings.TrimSpace(*clientName) == "" || *platformArg == "" || len(sets)+len(files) == 0 {
 		return usagef("connection add needs --client, --platform and at least one --set KEY=VALUE")
@@ -217,7 +199,7 @@ func printSettings(env Env, v conversion.ConnectionView) {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(env.Stdout)
 	for _, k := range names {
 		fmt.Fprintf(tw, "  %s\t%s\n", k, v.Settings[k])
 	}
@@ -228,15 +210,10 @@ func printSettings(env Env, v conversion.ConnectionView) {
 }
 
 func connectionList(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("connection list")
-	cfg.StorageFlags(fs)
+	fs := command("connection list", &cfg)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("connection list takes no arguments, got %q", pos[0])
 	}
 	st, _, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
@@ -276,8 +253,7 @@ func connectionMap(ctx context.Context, cfg config.Config, args []string, env En
 	if unmap {
 		name = "connection unmap"
 	}
-	fs := newFlags(name)
-	cfg.StorageFlags(fs)
+	fs := command(name, &cfg)
 	clientName := fs.String("client", "", "client (advertiser) name")
 	platformArg := fs.String("platform", "", "meta, google, tiktok or microsoft")
 	stage := fs.String("stage", "", "stage id")
@@ -286,12 +262,8 @@ func connectionMap(ctx context.Context, cfg config.Config, args []string, env En
 		ev = fs.String("event", "", "what the stage sends: a Meta/TikTok event name, a Google conversion action, a Microsoft goal ('' removes the mapping)")
 	}
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("%s takes no arguments, got %q", name, pos[0])
 	}
 	eventSet := unmap
 	fs.Visit(func(f *flag.Flag) {
@@ -359,17 +331,12 @@ func newQueue(cfg config.Config, env Env, st *store.Store, key secret.Key) (*con
 }
 
 func conversionsSend(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("conversions send")
-	cfg.StorageFlags(fs)
+	fs := command("conversions send", &cfg)
 	clientName := fs.String("client", "", "only this client's sends")
 	dry := fs.Bool("dry-run", false, "show what would be sent, change nothing")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("conversions send takes no arguments, got %q", pos[0])
 	}
 	st, key, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
@@ -399,7 +366,7 @@ func conversionsSend(ctx context.Context, cfg config.Config, args []string, env 
 		if *asJSON {
 			return printJSON(env.Stdout, map[string]any{"dry_run": true, "sends": pv})
 		}
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		tw := newTable(env.Stdout)
 		fmt.Fprintln(tw, "WOULD\tPLATFORM\tBATCH\tEVENT ID\tREASON\tSUMMARY")
 		for _, p := range pv {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", p.Would, p.Platform, p.Batch, p.EventID, p.Reason, p.Summary)
@@ -423,20 +390,16 @@ func conversionsSend(ctx context.Context, cfg config.Config, args []string, env 
 var statuses = []conversion.Status{conversion.StatusPending, conversion.StatusRetrying, conversion.StatusSent, conversion.StatusFailed, conversion.StatusSkipped}
 
 func conversionsLog(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("conversions log")
-	cfg.StorageFlags(fs)
+	fs := command("conversions log", &cfg)
 	platformArg := fs.String("platform", "", "only this platform")
 	status := fs.String("status", "", "only this status: pending, retrying, sent, failed or skipped")
 	clientName := fs.String("client", "", "only this client")
 	eventID := fs.String("event", "", "only this event")
 	limit := fs.Int("limit", 100, "at most this many sends, most recently changed first (1 to 100000)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
+	err := noArgs(fs, args, env)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("conversions log takes no arguments, got %q", pos[0])
 	}
 	f := store.SendFilter{Status: *status, EventID: *eventID, Limit: *limit}
 	if *limit < 1 || *limit > 100_000 {
@@ -464,31 +427,17 @@ func conversionsLog(ctx context.Context, cfg config.Config, args []string, env E
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		if rows == nil {
-			rows = []store.SendRow{}
-		}
-		return printJSON(env.Stdout, rows)
-	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "UPDATED\tCLIENT\tPLATFORM\tEVENT ID\tSTATUS\tREASON\tATTEMPTS\tHTTP\tMESSAGE")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.UpdatedAt.Format(time.RFC3339), r.Client, r.Platform, r.EventID,
+	return printList(env, *asJSON, rows, "UPDATED\tCLIENT\tPLATFORM\tEVENT ID\tSTATUS\tREASON\tATTEMPTS\tHTTP\tMESSAGE", "no conversion sends", func(w io.Writer, r store.SendRow) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.UpdatedAt.Format(time.RFC3339), r.Client, r.Platform, r.EventID,
 			r.Status, r.Reason, r.Attempts, httpCode(r.HTTPStatus), r.Message)
-	}
-	tw.Flush()
-	if len(rows) == 0 {
-		fmt.Fprintln(env.Stderr, "no conversion sends")
-	}
-	return nil
+	})
 }
 
 func conversionsAttempts(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("conversions attempts")
-	cfg.StorageFlags(fs)
+	fs := command("conversions attempts", &cfg)
 	platformArg := fs.String("platform", "", "only this platform")
 	asJSON := fs.Bool("json", false, "print JSON")
-	eventID, err := oneEvent(fs, args, env)
+	eventID, err := oneArg(fs, args, env, "EVENT_ID")
 	if err != nil {
 		return err
 	}
@@ -505,30 +454,16 @@ func conversionsAttempts(ctx context.Context, cfg config.Config, args []string, 
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		if atts == nil {
-			atts = []store.AttemptRow{}
-		}
-		return printJSON(env.Stdout, atts)
-	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AT\tPLATFORM\tOUTCOME\tHTTP\tMESSAGE\tSUMMARY")
-	for _, a := range atts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.At.Format(time.RFC3339), a.Platform, a.Outcome, httpCode(a.HTTPStatus), a.Message, a.Summary)
-	}
-	tw.Flush()
-	if len(atts) == 0 {
-		fmt.Fprintln(env.Stderr, "no attempts")
-	}
-	return nil
+	return printList(env, *asJSON, atts, "AT\tPLATFORM\tOUTCOME\tHTTP\tMESSAGE\tSUMMARY", "no attempts", func(w io.Writer, a store.AttemptRow) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.At.Format(time.RFC3339), a.Platform, a.Outcome, httpCode(a.HTTPStatus), a.Message, a.Summary)
+	})
 }
 
 func conversionsRetry(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("conversions retry")
-	cfg.StorageFlags(fs)
+	fs := command("conversions retry", &cfg)
 	platformArg := fs.String("platform", "", "only the send to this platform")
 	asJSON := fs.Bool("json", false, "print JSON")
-	eventID, err := oneEvent(fs, args, env)
+	eventID, err := oneArg(fs, args, env, "EVENT_ID")
 	if err != nil {
 		return err
 	}

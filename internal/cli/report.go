@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/event"
@@ -15,8 +14,7 @@ import (
 )
 
 func reportCmd(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("report")
-	cfg.StorageFlags(fs)
+	fs := command("report", &cfg)
 	funnel := fs.String("funnel", "", "funnel id")
 	fromArg := fs.String("from", "", "first day, YYYY-MM-DD, in the client's time zone")
 	toArg := fs.String("to", "", "last day (included), YYYY-MM-DD")
@@ -24,12 +22,9 @@ func reportCmd(ctx context.Context, cfg config.Config, args []string, env Env) e
 	source := fs.String("source", "", "only events from this source: webhook, pixel or import")
 	asJSON := fs.Bool("json", false, `print {"rows":[…]}`)
 	asCSV := fs.Bool("csv", false, "print CSV")
-	pos, err := parse(fs, args, env)
+	err := noArgs(fs, args, env)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("report takes no arguments, got %q", pos[0])
 	}
 	if *funnel == "" || *fromArg == "" || *toArg == "" {
 		return usagef("report needs --funnel, --from and --to")
@@ -90,7 +85,7 @@ func printReport(env Env, r *report.Report) error {
 	fmt.Fprintln(env.Stdout)
 	fmt.Fprintln(env.Stdout)
 	curs := r.Currencies()
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(env.Stdout)
 	header := []string{}
 	if r.By != "" {
 		header = append(header, strings.ToUpper(r.By))

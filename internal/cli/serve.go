@@ -23,12 +23,8 @@ import (
 func runServe(ctx context.Context, cfg config.Config, args []string, env Env) error {
 	fs := newFlags("serve")
 	cfg.ServeFlags(fs)
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("serve takes no arguments, got %q", pos[0])
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)

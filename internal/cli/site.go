@@ -8,10 +8,10 @@ import (
 	"io"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/pruuv/pruuv/internal/auth"
 	"github.com/pruuv/pruuv/internal/config"
+	"github.com/pruuv/pruuv/internal/funnel"
 	"github.com/pruuv/pruuv/internal/ingest"
 	"github.com/pruuv/pruuv/internal/pixel"
 	"github.com/pruuv/pruuv/internal/secret"
@@ -33,7 +33,7 @@ func withSnippet(s store.Site, serverURL string) siteOut {
 // siteAdmin is the site rules the dashboard and the admin API share, audited
 // as the CLI.
 func siteAdmin(env Env, st *store.Store, key secret.Key) *site.Admin {
-	au := auth.New(auth.Options{Store: st, Key: key, Log: quiet(env)})
+	au := cliAuth(env, st, key)
 	return &site.Admin{Store: st, Audit: au.Audit}
 }
 
@@ -56,27 +56,22 @@ func checkServerURL(s string) error {
 }
 
 func siteCreate(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("site create")
-	cfg.StorageFlags(fs)
+	fs := command("site create", &cfg)
 	client := fs.String("client", "", "the client (advertiser) the site belongs to; it must exist")
 	var origins listFlag
 	fs.Var(&origins, "origin", "an origin allowed to post, e.g. https://shop.example (repeat, or separate with commas)")
 	name := fs.String("name", "", "a name for the site (default: the first origin's host)")
 	serverURL := serverURLFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("site create takes no arguments, got %q", pos[0])
 	}
 	*client, *name = strings.TrimSpace(*client), strings.TrimSpace(*name)
 	if *client == "" || len(origins) == 0 {
 		return usagef("site create needs --client and at least one --origin")
 	}
-	if len(*name) > maxName {
-		return usagef("--name must be at most %d bytes", maxName)
+	if len(*name) > funnel.MaxName {
+		return usagef("--name must be at most %d bytes", funnel.MaxName)
 	}
 	list, err := site.ParseOrigins(origins)
 	if err != nil {
@@ -113,23 +108,18 @@ func siteCreate(ctx context.Context, cfg config.Config, args []string, env Env) 
 }
 
 func printSite(w io.Writer, s siteOut) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintf(tw, "site\t%s (%s)\nclient\t%s (%s)\nsite key\t%s\norigins\t%s\nsnippet\t%s\n",
 		s.Name, s.ID, s.Client.Name, s.Client.ID, s.Key, strings.Join(s.Origins, " "), s.Snippet)
 	tw.Flush()
 }
 
 func siteList(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("site list")
-	cfg.StorageFlags(fs)
+	fs := command("site list", &cfg)
 	serverURL := serverURLFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("site list takes no arguments, got %q", pos[0])
 	}
 	if err := checkServerURL(*serverURL); err != nil {
 		return err
@@ -147,19 +137,9 @@ func siteList(ctx context.Context, cfg config.Config, args []string, env Env) er
 	for _, s := range sites {
 		out = append(out, withSnippet(s, *serverURL))
 	}
-	if *asJSON {
-		return printJSON(env.Stdout, out)
-	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT\tSITE\tSITE KEY\tORIGINS")
-	for _, s := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Client.Name, s.Name, s.Key, strings.Join(s.Origins, " "))
-	}
-	tw.Flush()
-	if len(out) == 0 {
-		fmt.Fprintln(env.Stderr, "no sites (create one with pruuv site create)")
-	}
-	return nil
+	return printList(env, *asJSON, out, "CLIENT\tSITE\tSITE KEY\tORIGINS", "no sites (create one with pruuv site create)", func(w io.Writer, s siteOut) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Client.Name, s.Name, s.Key, strings.Join(s.Origins, " "))
+	})
 }
 
 // siteOrigins is `site add-origin` and `site remove-origin`.
@@ -168,18 +148,14 @@ func siteOrigins(ctx context.Context, cfg config.Config, args []string, env Env,
 	if add {
 		cmd = "site add-origin"
 	}
-	fs := newFlags(cmd)
-	cfg.StorageFlags(fs)
+	fs := command(cmd, &cfg)
 	var origins listFlag
 	fs.Var(&origins, "origin", "an origin, e.g. https://shop.example (repeat, or separate with commas)")
 	serverURL := serverURLFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
+	siteKey, err := oneArg(fs, args, env, "SITE_KEY")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usagef("%s needs exactly one SITE_KEY", cmd)
 	}
 	list, err := site.ParseOrigins(origins)
 	if err != nil {
@@ -196,9 +172,9 @@ func siteOrigins(ctx context.Context, cfg config.Config, args []string, env Env,
 		return err
 	}
 	defer st.Close()
-	s, err := st.GetSite(ctx, pos[0])
+	s, err := st.GetSite(ctx, siteKey)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no site with key or id %q (see: pruuv site list)", pos[0])
+		return fmt.Errorf("no site with key or id %q (see: pruuv site list)", siteKey)
 	}
 	if err != nil {
 		return err

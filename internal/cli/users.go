@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/pruuv/pruuv/internal/auth"
@@ -20,17 +20,12 @@ func userCreate(ctx context.Context, cfg config.Config, args []string, env Env, 
 	if reset {
 		name = "user set-password"
 	}
-	fs := newFlags(name)
-	cfg.StorageFlags(fs)
+	fs := command(name, &cfg)
 	email := fs.String("email", "", "the user's email address, used to log in")
 	password := fs.String("password", "", "the password (visible to other users of this machine in ps; prefer --password-stdin)")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("%s takes no arguments, got %q", name, pos[0])
 	}
 	if *email == "" {
 		return usagef("%s needs --email", name)
@@ -54,7 +49,7 @@ func userCreate(ctx context.Context, cfg config.Config, args []string, env Env, 
 		return err
 	}
 	defer st.Close()
-	au := auth.New(auth.Options{Store: st, Key: key, Log: quiet(env)})
+	au := cliAuth(env, st, key)
 	var inv *auth.InvalidError
 	if reset {
 		err = au.SetPassword(ctx, *email, pw)
@@ -85,16 +80,11 @@ func userCreate(ctx context.Context, cfg config.Config, args []string, env Env, 
 }
 
 func apikeyCreate(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("apikey create")
-	cfg.StorageFlags(fs)
+	fs := command("apikey create", &cfg)
 	name := fs.String("name", "", "what the key is for, e.g. \"CRM sync\"")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("apikey create takes no arguments, got %q", pos[0])
 	}
 	if strings.TrimSpace(*name) == "" {
 		return usagef("apikey create needs --name")
@@ -104,7 +94,7 @@ func apikeyCreate(ctx context.Context, cfg config.Config, args []string, env Env
 		return err
 	}
 	defer st.Close()
-	au := auth.New(auth.Options{Store: st, Key: key, Log: quiet(env)})
+	au := cliAuth(env, st, key)
 	plain, k, err := au.CreateAPIKey(ctx, *name, "cli")
 	var inv *auth.InvalidError
 	if errors.As(err, &inv) {
@@ -120,15 +110,10 @@ func apikeyCreate(ctx context.Context, cfg config.Config, args []string, env Env
 }
 
 func apikeyList(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("apikey list")
-	cfg.StorageFlags(fs)
+	fs := command("apikey list", &cfg)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, env)
-	if err != nil {
+	if err := noArgs(fs, args, env); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("apikey list takes no arguments, got %q", pos[0])
 	}
 	st, _, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
@@ -139,45 +124,32 @@ func apikeyList(ctx context.Context, cfg config.Config, args []string, env Env) 
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		if keys == nil {
-			keys = []store.APIKey{}
-		}
-		return printJSON(env.Stdout, keys)
-	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tKEY\tCREATED\tSTATE")
-	for _, k := range keys {
+	return printList(env, *asJSON, keys, "ID\tNAME\tKEY\tCREATED\tSTATE", "", func(w io.Writer, k store.APIKey) {
 		state := "active"
 		if k.RevokedAt != nil {
 			state = "revoked " + k.RevokedAt.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Hint, k.CreatedAt.Format(time.RFC3339), state)
-	}
-	return tw.Flush()
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Hint, k.CreatedAt.Format(time.RFC3339), state)
+	})
 }
 
 func apikeyRevoke(ctx context.Context, cfg config.Config, args []string, env Env) error {
-	fs := newFlags("apikey revoke")
-	cfg.StorageFlags(fs)
-	pos, err := parse(fs, args, env)
+	fs := command("apikey revoke", &cfg)
+	id, err := oneArg(fs, args, env, "KEY_ID (see: pruuv apikey list)")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usagef("apikey revoke needs exactly one KEY_ID (see: pruuv apikey list)")
 	}
 	st, key, err := openStore(ctx, cfg, quiet(env))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	au := auth.New(auth.Options{Store: st, Key: key, Log: quiet(env)})
-	if err := au.RevokeAPIKey(ctx, pos[0], "cli"); errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no API key with id %q (see: pruuv apikey list)", pos[0])
+	au := cliAuth(env, st, key)
+	if err := au.RevokeAPIKey(ctx, id, "cli"); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no API key with id %q (see: pruuv apikey list)", id)
 	} else if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "API key %s revoked.\n", pos[0])
+	fmt.Fprintf(env.Stdout, "API key %s revoked.\n", id)
 	return nil
 }

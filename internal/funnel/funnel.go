@@ -18,7 +18,7 @@ import (
 	"github.com/pruuv/pruuv/internal/token"
 )
 
-// Limits shared with the CLI's.
+// Limits the dashboard, the admin API and the CLI share.
 const (
 	MaxName        = 200
 	MaxStages      = 50

@@ -29,7 +29,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k APIKey) error {
 
 const apiKeySelect = "SELECT id, name, key_hash, hint, created_by, created_at, last_used_at, revoked_at FROM api_keys"
 
-func scanAPIKey(sc interface{ Scan(...any) error }) (APIKey, error) {
+func scanAPIKey(sc scanner) (APIKey, error) {
 	var k APIKey
 	var created int64
 	var used, revoked sql.NullInt64
@@ -56,20 +56,7 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (APIKey, error) {
 
 // ListAPIKeys returns every key, revoked ones included, newest first.
 func (s *Store) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
-	rows, err := s.r.QueryContext(ctx, apiKeySelect+" ORDER BY created_at DESC, id")
-	if err != nil {
-		return nil, s.wrap(err, "list api keys")
-	}
-	defer rows.Close()
-	var out []APIKey
-	for rows.Next() {
-		k, err := scanAPIKey(rows)
-		if err != nil {
-			return nil, s.wrap(err, "list api keys")
-		}
-		out = append(out, k)
-	}
-	return out, s.wrap(rows.Err(), "list api keys")
+	return queryList(ctx, s, "list api keys", scanAPIKey, apiKeySelect+" ORDER BY created_at DESC, id")
 }
 
 // RevokeAPIKey stops a key at once; revoking a revoked key changes nothing.

@@ -46,7 +46,7 @@ type Connection struct {
 const connectionSelect = `SELECT n.id, n.client_id, c.name, n.platform, n.settings, n.sealed, n.hints, n.created_at, n.updated_at
 	FROM connections n JOIN clients c ON c.id = n.client_id`
 
-func scanConnection(sc interface{ Scan(...any) error }) (Connection, error) {
+func scanConnection(sc scanner) (Connection, error) {
 	var c Connection
 	var settings, hints string
 	var created, updated int64
@@ -77,20 +77,7 @@ func (s *Store) ConnectionByID(ctx context.Context, id string) (Connection, erro
 
 // ListConnections returns every connection by client name and platform.
 func (s *Store) ListConnections(ctx context.Context) ([]Connection, error) {
-	rows, err := s.r.QueryContext(ctx, connectionSelect+" ORDER BY c.name, n.platform")
-	if err != nil {
-		return nil, s.wrap(err, "list connections")
-	}
-	defer rows.Close()
-	var out []Connection
-	for rows.Next() {
-		c, err := scanConnection(rows)
-		if err != nil {
-			return nil, s.wrap(err, "list connections")
-		}
-		out = append(out, c)
-	}
-	return out, s.wrap(rows.Err(), "list connections")
+	return queryList(ctx, s, "list connections", scanConnection, connectionSelect+" ORDER BY c.name, n.platform")
 }
 
 // PutConnection creates the client's connection on c.Platform or replaces

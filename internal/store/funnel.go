@@ -97,7 +97,7 @@ const stageSelect = `SELECT s.id, s.funnel_id, f.name, c.name, s.name, s.positio
 	COALESCE((SELECT t.hint FROM stage_tokens t WHERE t.stage_id = s.id AND t.expires_at IS NULL), '')
 	FROM stages s JOIN funnels f ON f.id = s.funnel_id JOIN clients c ON c.id = f.client_id`
 
-func scanStage(sc interface{ Scan(...any) error }) (Stage, error) {
+func scanStage(sc scanner) (Stage, error) {
 	var st Stage
 	err := sc.Scan(&st.ID, &st.FunnelID, &st.FunnelName, &st.ClientName, &st.Name, &st.Position, &st.HourlyLimit, &st.PixelHourlyLimit, &st.TokenHint)
 	return st, err
@@ -105,20 +105,7 @@ func scanStage(sc interface{ Scan(...any) error }) (Stage, error) {
 
 // ListStages returns every stage, grouped by client and funnel, in position order.
 func (s *Store) ListStages(ctx context.Context) ([]Stage, error) {
-	rows, err := s.r.QueryContext(ctx, stageSelect+" ORDER BY c.name, f.name, s.position")
-	if err != nil {
-		return nil, s.wrap(err, "list stages")
-	}
-	defer rows.Close()
-	var out []Stage
-	for rows.Next() {
-		st, err := scanStage(rows)
-		if err != nil {
-			return nil, s.wrap(err, "list stages")
-		}
-		out = append(out, st)
-	}
-	return out, s.wrap(rows.Err(), "list stages")
+	return queryList(ctx, s, "list stages", scanStage, stageSelect+" ORDER BY c.name, f.name, s.position")
 }
 
 // GetStage returns one stage, or ErrNotFound.

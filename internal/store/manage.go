@@ -26,28 +26,20 @@ func (s *Store) CreateClient(ctx context.Context, c ClientDetail, now time.Time)
 const clientSelect = `SELECT c.id, c.name, c.time_zone, c.currency,
 	(SELECT COUNT(*) FROM funnels f WHERE f.client_id = c.id) FROM clients c`
 
+func scanClient(sc scanner) (ClientDetail, error) {
+	var c ClientDetail
+	err := sc.Scan(&c.ID, &c.Name, &c.TimeZone, &c.Currency, &c.Funnels)
+	return c, err
+}
+
 // ListClients returns every client by name.
 func (s *Store) ListClients(ctx context.Context) ([]ClientDetail, error) {
-	rows, err := s.r.QueryContext(ctx, clientSelect+" ORDER BY c.name")
-	if err != nil {
-		return nil, s.wrap(err, "list clients")
-	}
-	defer rows.Close()
-	var out []ClientDetail
-	for rows.Next() {
-		var c ClientDetail
-		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &c.Currency, &c.Funnels); err != nil {
-			return nil, s.wrap(err, "list clients")
-		}
-		out = append(out, c)
-	}
-	return out, s.wrap(rows.Err(), "list clients")
+	return queryList(ctx, s, "list clients", scanClient, clientSelect+" ORDER BY c.name")
 }
 
 // GetClient returns one client, or ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (ClientDetail, error) {
-	var c ClientDetail
-	err := s.r.QueryRowContext(ctx, clientSelect+" WHERE c.id = $1", id).Scan(&c.ID, &c.Name, &c.TimeZone, &c.Currency, &c.Funnels)
+	c, err := scanClient(s.r.QueryRowContext(ctx, clientSelect+" WHERE c.id = $1", id))
 	return c, s.wrap(err, "client "+id)
 }
 
@@ -69,7 +61,7 @@ type FunnelSummary struct {
 const funnelSelect = `SELECT f.id, f.name, c.id, c.name, (SELECT COUNT(*) FROM stages s WHERE s.funnel_id = f.id)
 	FROM funnels f JOIN clients c ON c.id = f.client_id`
 
-func scanFunnel(sc interface{ Scan(...any) error }) (FunnelSummary, error) {
+func scanFunnel(sc scanner) (FunnelSummary, error) {
 	var f FunnelSummary
 	err := sc.Scan(&f.ID, &f.Name, &f.ClientID, &f.ClientName, &f.Stages)
 	return f, err
@@ -77,20 +69,7 @@ func scanFunnel(sc interface{ Scan(...any) error }) (FunnelSummary, error) {
 
 // ListFunnels returns every funnel by client and name.
 func (s *Store) ListFunnels(ctx context.Context) ([]FunnelSummary, error) {
-	rows, err := s.r.QueryContext(ctx, funnelSelect+" ORDER BY c.name, f.name")
-	if err != nil {
-		return nil, s.wrap(err, "list funnels")
-	}
-	defer rows.Close()
-	var out []FunnelSummary
-	for rows.Next() {
-		f, err := scanFunnel(rows)
-		if err != nil {
-			return nil, s.wrap(err, "list funnels")
-		}
-		out = append(out, f)
-	}
-	return out, s.wrap(rows.Err(), "list funnels")
+	return queryList(ctx, s, "list funnels", scanFunnel, funnelSelect+" ORDER BY c.name, f.name")
 }
 
 // GetFunnel returns one funnel, or ErrNotFound.
@@ -101,20 +80,7 @@ func (s *Store) GetFunnel(ctx context.Context, id string) (FunnelSummary, error)
 
 // FunnelStages returns a funnel's stages in position order.
 func (s *Store) FunnelStages(ctx context.Context, funnelID string) ([]Stage, error) {
-	rows, err := s.r.QueryContext(ctx, stageSelect+" WHERE s.funnel_id = $1 ORDER BY s.position", funnelID)
-	if err != nil {
-		return nil, s.wrap(err, "list stages")
-	}
-	defer rows.Close()
-	var out []Stage
-	for rows.Next() {
-		st, err := scanStage(rows)
-		if err != nil {
-			return nil, s.wrap(err, "list stages")
-		}
-		out = append(out, st)
-	}
-	return out, s.wrap(rows.Err(), "list stages")
+	return queryList(ctx, s, "list stages", scanStage, stageSelect+" WHERE s.funnel_id = $1 ORDER BY s.position", funnelID)
 }
 
 func (s *Store) updateOne(ctx context.Context, what, q string, args ...any) error {

@@ -279,6 +279,28 @@ func (s *Store) wrap(err error, what string) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// scanner is a row or rows: what the scan functions read one row from.
+type scanner interface{ Scan(...any) error }
+
+// queryList runs a query on the readers and scans each row with scan; what
+// names the query in errors.
+func queryList[T any](ctx context.Context, s *Store, what string, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, s.wrap(err, what)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, s.wrap(err, what)
+		}
+		out = append(out, v)
+	}
+	return out, s.wrap(rows.Err(), what)
+}
+
 // writeTx runs fn in a write transaction: BEGIN IMMEDIATE on SQLite, READ
 // COMMITTED on PostgreSQL. READ COMMITTED is required, not merely the default:
 // under REPEATABLE READ the snapshot predates the stage lock and the hourly

@@ -141,20 +141,13 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 
 // ListAudit returns the newest admin actions first.
 func (s *Store) ListAudit(ctx context.Context, limit int) ([]AuditEntry, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT id, at, actor, action, target FROM admin_audit ORDER BY id DESC LIMIT $1", limit)
-	if err != nil {
-		return nil, s.wrap(err, "list audit")
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var e AuditEntry
-		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target); err != nil {
-			return nil, s.wrap(err, "list audit")
-		}
-		e.At = time.UnixMilli(at).UTC()
-		out = append(out, e)
-	}
-	return out, s.wrap(rows.Err(), "list audit")
+	return queryList(ctx, s, "list audit", scanAudit, "SELECT id, at, actor, action, target FROM admin_audit ORDER BY id DESC LIMIT $1", limit)
+}
+
+func scanAudit(sc scanner) (AuditEntry, error) {
+	var e AuditEntry
+	var at int64
+	err := sc.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target)
+	e.At = time.UnixMilli(at).UTC()
+	return e, err
 }
