@@ -91,7 +91,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 		return err
 	}
 	q, err := conversion.New(conversion.Options{Store: st, Key: key, Clients: clients, Schedule: sched, Log: log, Metrics: metrics,
-		Lease: cfg.ConversionsLease})
+		Lease: cfg.ConversionsLease, Busy: func() bool { return in.IdleFor() < 10*time.Millisecond }})
 	switch {
 	case errors.Is(err, conversion.ErrNoClients):
 		// Events still queue in the outbox and are planned once a build

@@ -103,11 +103,16 @@ type Options struct {
 	Claim    int           // sends claimed at a time (default 1000)
 	Workers  int           // connections served at once (default 4)
 	Owner    string        // names this runner in leases; default host, pid and a random tag
+	// Busy, when set, says whether events are arriving right now (ingestion
+	// shares SQLite's one writer with the planner). The paced planner rests
+	// longer while it is.
+	Busy func() bool
 }
 
 // Queue plans and sends conversions. Every state lives in the database, so
 // any number of Queues, in any number of processes, may run on one database.
 type Queue struct {
+	busy     func() bool
 	store    *store.Store
 	key      secret.Key
 	clients  Registry
@@ -135,7 +140,8 @@ func New(opt Options) (*Queue, error) {
 		}
 	}
 	q := &Queue{store: opt.Store, key: opt.Key, clients: opt.Clients, schedule: opt.Schedule, clock: opt.Clock, rand: opt.Rand,
-		log: opt.Log, metrics: opt.Metrics, backoff: opt.Backoff, lease: opt.Lease, claim: opt.Claim, workers: opt.Workers, owner: opt.Owner}
+		log: opt.Log, metrics: opt.Metrics, backoff: opt.Backoff, lease: opt.Lease, claim: opt.Claim, workers: opt.Workers, owner: opt.Owner,
+		busy: opt.Busy}
 	if q.schedule.text == "" {
 		q.schedule = MustSchedule(DefaultSchedule)
 	}
@@ -224,6 +230,15 @@ func (q *Queue) judge(p Platform, e *event.Event, connected bool, mapping string
 	return c, verdict{notBefore: v.NotBefore}
 }
 
+// How long the paced planner rests after a batch, in multiples of the time
+// the batch took: while events are arriving it takes at most a tenth of the
+// writer's time, so a burst of traffic is planned after it rather than slowed
+// by it; otherwise a third.
+const (
+	restIdle = 2
+	restBusy = 10
+)
+
 // planBatch is how many outbox rows one planning transaction takes.
 const planBatch = 100
 
@@ -272,7 +287,11 @@ func (q *Queue) plan(ctx context.Context, paced bool) (planned, skips int, err e
 		if paced {
 			// Real time, not q.clock: this shares the machine, not the
 			// schedule.
-			t := time.NewTimer(2 * time.Since(began))
+			rest := restIdle * time.Since(began)
+			if q.busy != nil && q.busy() {
+				rest = restBusy * time.Since(began)
+			}
+			t := time.NewTimer(rest)
 			select {
 			case <-ctx.Done():
 				t.Stop()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pruuv/pruuv/internal/event"
@@ -60,6 +61,8 @@ type Service struct {
 	cacheMu sync.Mutex
 	cache   map[string]cachedStage
 	sites   siteCache // the Pixel's site keys and origins (site.go)
+
+	last atomic.Int64 // when Ingest was last called, Unix ns: see IdleFor
 
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
@@ -123,6 +126,13 @@ func (s *Service) pruner(every time.Duration) {
 
 // Now is the service's clock.
 func (s *Service) Now() time.Time { return s.now() }
+
+// IdleFor is how long it has been since an event was last offered. Work that
+// shares the database writer (the conversion planner) backs off while events
+// are arriving.
+func (s *Service) IdleFor() time.Duration {
+	return time.Duration(time.Now().UnixNano() - s.last.Load())
+}
 
 // Close lets queued events commit, then stops the writers. Call it after the
 // HTTP server has stopped taking requests.
@@ -222,6 +232,7 @@ func (s *Service) HourlyUse(ctx context.Context, stageID string) (used int, rese
 // Events from the Pixel count against the stage's Pixel quota, the rest
 // against its own; duplicates are found across both.
 func (s *Service) Ingest(ctx context.Context, stageID string, limit int, source event.Source, f event.Fields) (Result, error) {
+	s.last.Store(time.Now().UnixNano())
 	now := s.now()
 	hour := hourStart(now)
 	r := &request{done: make(chan struct{}), item: store.Item{

@@ -182,3 +182,17 @@ func TestCloseRefusesNewWork(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// IdleFor tells the planner whether events are arriving: long before any,
+// short right after one (in real time, whatever the service's clock says).
+func TestIdleFor(t *testing.T) {
+	f := setup(t, pruuvtest.Backends()[0], time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	if d := f.svc.IdleFor(); d < time.Hour {
+		t.Fatalf("idle for %v before any event", d)
+	}
+	_, err := f.svc.Ingest(context.Background(), f.stage, 1000, event.SourceWebhook, fields("r"))
+	must(t, err)
+	if d := f.svc.IdleFor(); d > time.Minute {
+		t.Fatalf("idle for %v just after an event", d)
+	}
+}
