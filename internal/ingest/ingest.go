@@ -58,11 +58,11 @@ type Service struct {
 	log      *slog.Logger
 	maxBatch int
 
-	cacheMu sync.Mutex
-	cache   map[string]cachedStage
-	sites   siteCache // the Pixel's site keys and origins (site.go)
+	stages  ttlCache[store.StageAuth]
+	sites   ttlCache[store.SiteAuth] // the Pixel's site keys (site.go)
+	origins ttlCache[bool]           // whether any site lists an origin
 
-	last atomic.Int64 // when Ingest was last called, Unix ns: see IdleFor
+	last atomic.Int64 // when a writer last took a batch, Unix ns: see IdleFor
 
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
@@ -92,7 +92,7 @@ func New(opt Options) *Service {
 		opt.MaxBatch = 256
 	}
 	s := &Service{store: opt.Store, key: opt.Key, now: opt.Now, log: opt.Log, maxBatch: opt.MaxBatch,
-		queue: make(chan *request, opt.MaxBatch*opt.Writers), stop: make(chan struct{}), cache: map[string]cachedStage{}}
+		queue: make(chan *request, opt.MaxBatch*opt.Writers), stop: make(chan struct{})}
 	for range opt.Writers {
 		s.wg.Add(1)
 		go s.writer()
@@ -127,7 +127,7 @@ func (s *Service) pruner(every time.Duration) {
 // Now is the service's clock.
 func (s *Service) Now() time.Time { return s.now() }
 
-// IdleFor is how long it has been since an event was last offered. Work that
+// IdleFor is how long it has been since a batch of events was last taken up. Work that
 // shares the database writer (the conversion planner) backs off while events
 // are arriving.
 func (s *Service) IdleFor() time.Duration {
@@ -149,27 +149,11 @@ func (s *Service) Close() {
 
 func hourStart(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 
-// CacheFor is how long a stage's tokens and limit are reused without a
-// database read. A token that does not match is always checked against the
-// database, so a new token works at once; a revoked one, or a new limit,
-// takes effect within this time.
-const CacheFor = time.Second
-
-type cachedStage struct {
-	auth store.StageAuth
-	at   time.Time
-}
-
-const maxCached = 100_000
-
 // Authorize finds the stage and checks the bearer token against its live
 // tokens. It returns ErrStageNotFound or ErrUnauthorized.
 func (s *Service) Authorize(ctx context.Context, stageID, bearer string) (store.StageAuth, error) {
 	now := s.now()
-	s.cacheMu.Lock()
-	c, hit := s.cache[stageID]
-	s.cacheMu.Unlock()
-	auth, cached := c.auth, hit && now.Sub(c.at) < CacheFor
+	auth, cached := s.stages.get(stageID, now)
 	if !cached {
 		var err error
 		if auth, err = s.lookup(ctx, stageID, now); err != nil {
@@ -201,12 +185,7 @@ func (s *Service) lookup(ctx context.Context, stageID string, now time.Time) (st
 	if err != nil {
 		return auth, err
 	}
-	s.cacheMu.Lock()
-	if len(s.cache) >= maxCached {
-		clear(s.cache)
-	}
-	s.cache[stageID] = cachedStage{auth: auth, at: now}
-	s.cacheMu.Unlock()
+	s.stages.put(stageID, auth, now)
 	return auth, nil
 }
 
@@ -232,7 +211,6 @@ func (s *Service) HourlyUse(ctx context.Context, stageID string) (used int, rese
 // Events from the Pixel count against the stage's Pixel quota, the rest
 // against its own; duplicates are found across both.
 func (s *Service) Ingest(ctx context.Context, stageID string, limit int, source event.Source, f event.Fields) (Result, error) {
-	s.last.Store(time.Now().UnixNano())
 	now := s.now()
 	hour := hourStart(now)
 	r := &request{done: make(chan struct{}), item: store.Item{
@@ -266,6 +244,7 @@ func (s *Service) writer() {
 	batch := make([]*request, 0, s.maxBatch)
 	items := make([]*store.Item, 0, s.maxBatch)
 	for first := range s.queue {
+		s.last.Store(time.Now().UnixNano()) // once a batch, for IdleFor
 		batch = append(batch[:0], first)
 	fill:
 		for len(batch) < s.maxBatch {
