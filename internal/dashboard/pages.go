@@ -13,6 +13,7 @@ import (
 	"github.com/pruuv/pruuv/internal/event"
 	"github.com/pruuv/pruuv/internal/funnel"
 	"github.com/pruuv/pruuv/internal/store"
+	"github.com/pruuv/pruuv/internal/token"
 )
 
 // notices are the fixed messages a redirect after a change may show; the
@@ -89,7 +90,7 @@ func (d *Dashboard) renderLogin(w http.ResponseWriter, r *http.Request, status i
 	if c, err := r.Cookie(d.loginCookie(r)); err == nil && len(c.Value) >= 22 && len(c.Value) <= 64 {
 		pre = c.Value
 	} else {
-		pre = randomString()
+		pre = token.Opaque(24)
 		d.setCookie(w, r, d.loginCookie(r), pre, time.Hour)
 	}
 	n, err := d.Store.CountUsers(r.Context())
