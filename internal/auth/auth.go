@@ -7,7 +7,6 @@ package auth
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -156,9 +155,7 @@ func (s *Service) SetPassword(ctx context.Context, email, password string) error
 // that their failure takes as long as a wrong password.
 func (s *Service) dummy() string {
 	s.dummyOnce.Do(func() {
-		b := make([]byte, 24)
-		rand.Read(b)
-		s.dummyHash = HashPassword(base64.RawURLEncoding.EncodeToString(b))
+		s.dummyHash = HashPassword(token.Opaque(24))
 	})
 	return s.dummyHash
 }
@@ -251,9 +248,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientIP string) (
 }
 
 func (s *Service) newSession(ctx context.Context, userID string, now time.Time) (string, error) {
-	b := make([]byte, 32)
-	rand.Read(b)
-	sid := base64.RawURLEncoding.EncodeToString(b)
+	sid := token.Opaque(32)
 	if err := s.st.CreateSession(ctx, s.sessionHash(sid), userID, now, now.Add(s.max)); err != nil {
 		return "", err
 	}

@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/conversion"
 	"github.com/pruuv/pruuv/internal/conversion/conversiontest"
 	"github.com/pruuv/pruuv/internal/pruuvtest"
@@ -38,34 +36,6 @@ func decode[T any](t *testing.T, s string) T {
 		t.Fatalf("not JSON: %v\n%s", err, s)
 	}
 	return v
-}
-
-// rawConnections returns every connections row as text, read past the store.
-func rawConnections(t *testing.T, cfg config.Config) string {
-	t.Helper()
-	driver, dsn := "sqlite", filepath.Join(cfg.DataDir, store.SQLiteFile)
-	if cfg.DatabaseURL != "" {
-		driver, dsn = "pgx", cfg.DatabaseURL
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query("SELECT id, client_id, platform, settings, sealed, hints FROM connections")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var b strings.Builder
-	for rows.Next() {
-		var cols [6]string
-		if err := rows.Scan(&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5]); err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString(strings.Join(cols[:], "|") + "\n")
-	}
-	return b.String()
 }
 
 const testToken = "EAAB-very-secret-access-token-9XyZ"
@@ -124,7 +94,7 @@ func TestConnectionCommands(t *testing.T) {
 			}
 
 			// The secret is sealed at rest, bound to its row and key.
-			raw := rawConnections(t, cfg)
+			raw := pruuvtest.RawConnections(t, cfg)
 			if strings.Contains(raw, testToken) || strings.Contains(raw, "very-secret") || !strings.Contains(raw, "123") {
 				t.Fatalf("raw connections row: %s", raw)
 			}

@@ -2,11 +2,9 @@ package dashboard_test
 
 import (
 	"context"
-	"database/sql"
 	"html"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -60,34 +58,6 @@ func clientID(t *testing.T, st *store.Store, name string) string {
 	return ""
 }
 
-// rawConnections is every connections row as text, read past the store.
-func rawConnections(t *testing.T, cfg config.Config) string {
-	t.Helper()
-	driver, dsn := "sqlite", filepath.Join(cfg.DataDir, store.SQLiteFile)
-	if cfg.DatabaseURL != "" {
-		driver, dsn = "pgx", cfg.DatabaseURL
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query("SELECT id, client_id, platform, settings, sealed, hints FROM connections")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var b strings.Builder
-	for rows.Next() {
-		var cols [6]string
-		if err := rows.Scan(&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5]); err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString(strings.Join(cols[:], "|") + "\n")
-	}
-	return b.String()
-}
-
 func auditCounts(t *testing.T, st *store.Store) map[string]int {
 	t.Helper()
 	entries, err := st.ListAudit(context.Background(), 1000)
@@ -125,7 +95,7 @@ func TestAdPlatformsPage(t *testing.T) {
 			if p := b.post(save, url.Values{"set_pixel_id": {"123"}, "set_access_token": {metaToken}, "csrf": {""}}); p.status != http.StatusForbidden {
 				t.Fatalf("no CSRF token: %d", p.status)
 			}
-			if raw := rawConnections(t, cfg); raw != "" {
+			if raw := pruuvtest.RawConnections(t, cfg); raw != "" {
 				t.Fatalf("a refused form stored %s", raw)
 			}
 			// Settings the platform refuses: 422, shown at the form, nothing stored.
@@ -135,7 +105,7 @@ func TestAdPlatformsPage(t *testing.T) {
 				!strings.Contains(p.body, "pixel_id") || strings.Contains(p.body, metaToken) {
 				t.Fatalf("invalid settings: %d\n%s", p.status, p.body)
 			}
-			if raw := rawConnections(t, cfg); raw != "" {
+			if raw := pruuvtest.RawConnections(t, cfg); raw != "" {
 				t.Fatalf("invalid settings stored %s", raw)
 			}
 
@@ -143,7 +113,7 @@ func TestAdPlatformsPage(t *testing.T) {
 			if p.status != http.StatusSeeOther {
 				t.Fatalf("save connection: %d\n%s", p.status, p.body)
 			}
-			raw := rawConnections(t, cfg)
+			raw := pruuvtest.RawConnections(t, cfg)
 			if !strings.Contains(raw, "123") || strings.Contains(raw, metaToken) || strings.Contains(raw, "very-secret") {
 				t.Fatalf("raw connection row: %s", raw)
 			}

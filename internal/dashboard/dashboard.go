@@ -8,10 +8,8 @@ package dashboard
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
 	"embed"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -455,10 +453,4 @@ func (d *Dashboard) serveStatic(w http.ResponseWriter, r *http.Request, _ *sessi
 		w.Header().Set("Cache-Control", "no-cache")
 	}
 	w.Write(a.body)
-}
-
-func randomString() string {
-	b := make([]byte, 24)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/pruuv/pruuv/internal/event"
 	"github.com/pruuv/pruuv/internal/funnel"
 	"github.com/pruuv/pruuv/internal/store"
+	"github.com/pruuv/pruuv/internal/token"
 )
 
 // notices are the fixed messages a redirect after a change may show; the
@@ -89,7 +90,7 @@ func (d *Dashboard) renderLogin(w http.ResponseWriter, r *http.Request, status i
 	if c, err := r.Cookie(d.loginCookie(r)); err == nil && len(c.Value) >= 22 && len(c.Value) <= 64 {
 		pre = c.Value
 	} else {
-		pre = randomString()
+		pre = token.Opaque(24)
 		d.setCookie(w, r, d.loginCookie(r), pre, time.Hour)
 	}
 	n, err := d.Store.CountUsers(r.Context())
@@ -260,40 +261,30 @@ func (d *Dashboard) afterStageChange(w http.ResponseWriter, r *http.Request, s *
 		d.failErr(w, r, gerr)
 		return
 	}
+	d.afterFunnelChange(w, r, s, st.FunnelID, done, err)
+}
+
+// afterFunnelChange redirects to the funnel, or shows the error there.
+func (d *Dashboard) afterFunnelChange(w http.ResponseWriter, r *http.Request, s *session, funnelID, done string, err error) {
 	if msg, ok := invalidMessage(err); ok {
-		d.renderFunnel(w, r, s, st.FunnelID, http.StatusUnprocessableEntity, msg)
+		d.renderFunnel(w, r, s, funnelID, http.StatusUnprocessableEntity, msg)
 		return
 	} else if err != nil {
 		d.failErr(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/funnels/"+st.FunnelID+"?done="+done, http.StatusSeeOther)
+	http.Redirect(w, r, "/funnels/"+funnelID+"?done="+done, http.StatusSeeOther)
 }
 
 func (d *Dashboard) renameFunnel(w http.ResponseWriter, r *http.Request, s *session) {
 	id := r.PathValue("id")
-	err := d.Funnels.RenameFunnel(r.Context(), id, r.PostForm.Get("name"))
-	if msg, ok := invalidMessage(err); ok {
-		d.renderFunnel(w, r, s, id, http.StatusUnprocessableEntity, msg)
-		return
-	} else if err != nil {
-		d.failErr(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/funnels/"+id+"?done=renamed", http.StatusSeeOther)
+	d.afterFunnelChange(w, r, s, id, "renamed", d.Funnels.RenameFunnel(r.Context(), id, r.PostForm.Get("name")))
 }
 
 func (d *Dashboard) addStage(w http.ResponseWriter, r *http.Request, s *session) {
 	id := r.PathValue("id")
 	_, err := d.Funnels.AddStage(r.Context(), id, r.PostForm.Get("name"), actor(s))
-	if msg, ok := invalidMessage(err); ok {
-		d.renderFunnel(w, r, s, id, http.StatusUnprocessableEntity, msg)
-		return
-	} else if err != nil {
-		d.failErr(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/funnels/"+id+"?done=stage", http.StatusSeeOther)
+	d.afterFunnelChange(w, r, s, id, "stage", err)
 }
 
 func (d *Dashboard) renameStage(w http.ResponseWriter, r *http.Request, s *session) {

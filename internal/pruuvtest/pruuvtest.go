@@ -31,6 +31,7 @@ import (
 	"github.com/pruuv/pruuv/internal/cli"
 	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/conversion"
+	"github.com/pruuv/pruuv/internal/store"
 )
 
 // PostgresEnv names the variable holding the test PostgreSQL's URL. When it is
@@ -273,6 +274,35 @@ func Funnel(t testing.TB, cfg config.Config, client, name string, stages ...stri
 		t.Fatalf("funnel create printed %q: %v", js, err)
 	}
 	return out.Stages
+}
+
+// RawConnections returns every connections row as text, read past the store,
+// so tests can check that secrets are not stored in clear.
+func RawConnections(t testing.TB, cfg config.Config) string {
+	t.Helper()
+	driver, dsn := "sqlite", filepath.Join(cfg.DataDir, store.SQLiteFile)
+	if cfg.DatabaseURL != "" {
+		driver, dsn = "pgx", cfg.DatabaseURL
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT id, client_id, platform, settings, sealed, hints FROM connections")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var cols [6]string
+		if err := rows.Scan(&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5]); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(strings.Join(cols[:], "|") + "\n")
+	}
+	return b.String()
 }
 
 var (

@@ -117,21 +117,8 @@ func (s *Store) MoveStage(ctx context.Context, id string, pos int) error {
 				return s.wrap(err, "lock funnel")
 			}
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT id FROM stages WHERE funnel_id = $1 AND id <> $2 ORDER BY position", funnelID, id)
+		order, err := queryStrings(ctx, tx, "SELECT id FROM stages WHERE funnel_id = $1 AND id <> $2 ORDER BY position", funnelID, id)
 		if err != nil {
-			return s.wrap(err, "move stage")
-		}
-		var order []string
-		for rows.Next() {
-			var sid string
-			if err := rows.Scan(&sid); err != nil {
-				rows.Close()
-				return s.wrap(err, "move stage")
-			}
-			order = append(order, sid)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return s.wrap(err, "move stage")
 		}
 		pos = min(max(pos, 1), len(order)+1)

@@ -35,19 +35,11 @@ func (s *Store) GetReportFunnel(ctx context.Context, id string) (ReportFunnel, e
 	if err != nil {
 		return ReportFunnel{}, s.wrap(err, "funnel "+id)
 	}
-	rows, err := s.r.QueryContext(ctx, stageSelect+" WHERE s.funnel_id = $1 ORDER BY s.position", id)
+	f.Stages, err = queryList(ctx, s, "stages of funnel "+id, scanStage, stageSelect+" WHERE s.funnel_id = $1 ORDER BY s.position", id)
 	if err != nil {
-		return ReportFunnel{}, s.wrap(err, "stages of funnel "+id)
+		return ReportFunnel{}, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		st, err := scanStage(rows)
-		if err != nil {
-			return ReportFunnel{}, s.wrap(err, "stages of funnel "+id)
-		}
-		f.Stages = append(f.Stages, st)
-	}
-	return f, s.wrap(rows.Err(), "stages of funnel "+id)
+	return f, nil
 }
 
 // ReportBreakdowns maps each field a report can be broken down by to the SQL

@@ -4,6 +4,7 @@ package token
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"hash/crc32"
@@ -23,6 +24,14 @@ const (
 	// WebhookLen is the exact length of a webhook token.
 	WebhookLen = len(WebhookPrefix) + secretLen + 1 + checksumLen
 )
+
+// Opaque returns n random bytes, base64url-encoded without padding: for
+// secrets that need no prefix or checksum, such as session ids.
+func Opaque(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b)
+}
 
 func randomBase62(n int) string {
 	// Rejection sampling keeps every character uniform: 248 = 4·62.

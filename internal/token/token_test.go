@@ -89,3 +89,10 @@ func TestEventIDsAreUUIDv7InTimeOrder(t *testing.T) {
 		t.Fatalf("time prefix %s, want %s", got, want)
 	}
 }
+
+func TestOpaque(t *testing.T) {
+	a, b := Opaque(24), Opaque(24)
+	if len(a) != 32 || a == b || strings.ContainsAny(a, "+/=") {
+		t.Fatalf("Opaque(24) = %q, %q", a, b)
+	}
+}
