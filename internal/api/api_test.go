@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/pruuv/pruuv/internal/token"
 	"io"
 	"net/http"
 	"regexp"
@@ -133,7 +134,14 @@ func TestAPIKeyAuth(t *testing.T) {
 			if r := call(t, "GET", u, key, ""); r.status != 200 {
 				t.Fatalf("valid key: %d %s", r.status, r.body)
 			}
-			for name, k := range map[string]string{"missing": "", "garbage": "nope", "wrong": strings.Replace(key, key[12:16], "abcd", 1)} {
+			// "unknown" is well formed (its checksum holds) but was never
+			// issued: only the store lookup can refuse it.
+			unknown := token.NewAPIKey()
+			if !token.IsAPIKey(unknown) {
+				t.Fatalf("token.NewAPIKey made %q, which IsAPIKey refuses", unknown)
+			}
+			for name, k := range map[string]string{"missing": "", "garbage": "nope",
+				"altered": strings.Replace(key, key[12:16], "abcd", 1), "unknown": unknown} {
 				r := call(t, "GET", u, k, "")
 				if r.status != 401 || r.header.Get("WWW-Authenticate") == "" || r.json["error"] != "Unauthorized" {
 					t.Errorf("%s key: %d %s", name, r.status, r.body)
