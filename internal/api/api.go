@@ -22,6 +22,7 @@ import (
 	"github.com/pruuv/pruuv/internal/secret"
 	"github.com/pruuv/pruuv/internal/site"
 	"github.com/pruuv/pruuv/internal/store"
+	"github.com/pruuv/pruuv/internal/token"
 )
 
 // Prefix is where the admin API lives.
@@ -137,7 +138,7 @@ func (a *API) handle(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var key store.APIKey
 		if !rt.Public {
-			k, err := a.Auth.APIKey(r.Context(), bearer(r))
+			k, err := a.Auth.APIKey(r.Context(), token.Bearer(r.Header))
 			if errors.Is(err, auth.ErrUnauthorized) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="pruuv"`)
 				a.fail(w, r, http.StatusUnauthorized, errorBody("Unauthorized"), nil)
@@ -246,17 +247,4 @@ func decode(r *http.Request, dst any) error {
 		return &errBadBody{"must be exactly one JSON object"}
 	}
 	return nil
-}
-
-// bearer returns the token of the request's only Authorization header.
-func bearer(r *http.Request) string {
-	vals := r.Header.Values("Authorization")
-	if len(vals) != 1 {
-		return ""
-	}
-	scheme, tok, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
 }

@@ -3,7 +3,6 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/pruuv/pruuv/internal/token"
 	"io"
 	"net/http"
 	"regexp"
@@ -16,6 +15,7 @@ import (
 	"github.com/pruuv/pruuv/internal/api"
 	"github.com/pruuv/pruuv/internal/config"
 	"github.com/pruuv/pruuv/internal/pruuvtest"
+	"github.com/pruuv/pruuv/internal/token"
 )
 
 type resp struct {

@@ -5,12 +5,12 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pruuv/pruuv/internal/event"
 	"github.com/pruuv/pruuv/internal/ingest"
 	"github.com/pruuv/pruuv/internal/store"
+	"github.com/pruuv/pruuv/internal/token"
 )
 
 // MaxWebhookBody is the largest body the Webhook API reads; larger gets 413.
@@ -33,7 +33,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) string {
 		return outcomeBadMethod
 	}
 	stageID := r.PathValue("stageId")
-	auth, err := s.ingest.Authorize(r.Context(), stageID, bearer(r))
+	auth, err := s.ingest.Authorize(r.Context(), stageID, token.Bearer(r.Header))
 	switch {
 	case errors.Is(err, ingest.ErrStageNotFound):
 		s.logFailure(r, http.StatusNotFound, outcomeNotFound, nil)
@@ -100,20 +100,6 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error
 	w.Header().Set("Retry-After", "1")
 	writeJSON(w, http.StatusInternalServerError, bodyInternal)
 	return outcomeError
-}
-
-// bearer returns the token of the request's only Authorization header. The
-// scheme name is case-insensitive (RFC 9110 §11.1); anything else yields "".
-func bearer(r *http.Request) string {
-	vals := r.Header.Values("Authorization")
-	if len(vals) != 1 {
-		return ""
-	}
-	scheme, tok, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
 }
 
 func secondsUntil(t, now time.Time) int {

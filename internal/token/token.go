@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"hash/crc32"
+	"net/http"
 	"strings"
 	"time"
 )
@@ -142,4 +143,19 @@ func NewEventID(now time.Time) string {
 	out[23] = '-'
 	hex.Encode(out[24:], u[10:])
 	return string(out[:])
+}
+
+// Bearer returns the token of a request's single "Authorization: Bearer …"
+// header, or "" when there is none, more than one, or another scheme. The
+// scheme name is case-insensitive (RFC 9110 §11.1).
+func Bearer(h http.Header) string {
+	vals := h.Values("Authorization")
+	if len(vals) != 1 {
+		return ""
+	}
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
 }
