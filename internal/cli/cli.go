@@ -200,6 +200,13 @@ func noArgs(fs *flag.FlagSet, args []string, env Env) error {
 	return nil
 }
 
+// given is the names of the flags set on the command line, after parsing.
+func given(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
 // oneArg parses the flags and the single positional argument of a command,
 // named by what (e.g. "STAGE_ID") when it is missing.
 func oneArg(fs *flag.FlagSet, args []string, env Env, what string) (string, error) {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -259,12 +258,7 @@ func connectionMap(ctx context.Context, cfg config.Config, args []string, env En
 	if err := noArgs(fs, args, env); err != nil {
 		return err
 	}
-	eventSet := unmap
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "event" {
-			eventSet = true
-		}
-	})
+	eventSet := unmap || given(fs)["event"]
 	if strings.TrimSpace(*clientName) == "" || *platformArg == "" || *stage == "" || !eventSet {
 		if unmap {
 			return usagef("connection unmap needs --client, --platform and --stage")
