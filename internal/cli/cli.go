@@ -85,46 +85,41 @@ func Run(ctx context.Context, args []string, env Env) error {
 // commandFunc runs one command with the arguments after its name.
 type commandFunc func(ctx context.Context, cfg config.Config, args []string, env Env) error
 
+// with makes a commandFunc of a command that takes one more bool, fixed to b.
+func with(f func(ctx context.Context, cfg config.Config, args []string, env Env, b bool) error, b bool) commandFunc {
+	return func(ctx context.Context, cfg config.Config, args []string, env Env) error {
+		return f(ctx, cfg, args, env, b)
+	}
+}
+
 // commands is every command by name; a two-word name is a group and its
 // subcommand.
 var commands = map[string]commandFunc{
-	"serve":              runServe,
-	"client set":         clientSet,
-	"funnel create":      funnelCreate,
-	"stage list":         stageList,
-	"stage rotate-token": stageRotate,
-	"stage set-limit":    stageSetLimit,
-	"events list":        eventsList,
-	"site create":        siteCreate,
-	"site list":          siteList,
-	"site add-origin": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
-		return siteOrigins(ctx, cfg, args, env, true)
-	},
-	"site remove-origin": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
-		return siteOrigins(ctx, cfg, args, env, false)
-	},
-	"connection add":  connectionAdd,
-	"connection list": connectionList,
-	"connection map": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
-		return connectionMap(ctx, cfg, args, env, false)
-	},
-	"connection unmap": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
-		return connectionMap(ctx, cfg, args, env, true)
-	},
+	"serve":                runServe,
+	"client set":           clientSet,
+	"funnel create":        funnelCreate,
+	"stage list":           stageList,
+	"stage rotate-token":   stageRotate,
+	"stage set-limit":      stageSetLimit,
+	"events list":          eventsList,
+	"site create":          siteCreate,
+	"site list":            siteList,
+	"site add-origin":      with(siteOrigins, true),
+	"site remove-origin":   with(siteOrigins, false),
+	"connection add":       connectionAdd,
+	"connection list":      connectionList,
+	"connection map":       with(connectionMap, false),
+	"connection unmap":     with(connectionMap, true),
 	"conversions send":     conversionsSend,
 	"conversions log":      conversionsLog,
 	"conversions attempts": conversionsAttempts,
 	"conversions retry":    conversionsRetry,
-	"user create": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
-		return userCreate(ctx, cfg, args, env, false)
-	},
-	"user set-password": func(ctx context.Context, cfg config.Config, args []string, env Env) error {
-		return userCreate(ctx, cfg, args, env, true)
-	},
-	"apikey create": apikeyCreate,
-	"apikey list":   apikeyList,
-	"apikey revoke": apikeyRevoke,
-	"report":        reportCmd,
+	"user create":          with(userCreate, false),
+	"user set-password":    with(userCreate, true),
+	"apikey create":        apikeyCreate,
+	"apikey list":          apikeyList,
+	"apikey revoke":        apikeyRevoke,
+	"report":               reportCmd,
 }
 
 // isGroup reports whether name is the first word of a two-word command.
@@ -203,6 +198,13 @@ func noArgs(fs *flag.FlagSet, args []string, env Env) error {
 		return usagef("%s takes no arguments, got %q", strings.TrimPrefix(fs.Name(), "pruuv "), pos[0])
 	}
 	return nil
+}
+
+// given is the names of the flags set on the command line, after parsing.
+func given(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
 }
 
 // oneArg parses the flags and the single positional argument of a command,

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 
@@ -28,14 +27,13 @@ func clientSet(ctx context.Context, cfg config.Config, args []string, env Env) e
 		return usagef("client set needs --client")
 	}
 	var tzp, curp *string
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "time-zone":
-			tzp = tz
-		case "currency":
-			curp = currency
-		}
-	})
+	set := given(fs)
+	if set["time-zone"] {
+		tzp = tz
+	}
+	if set["currency"] {
+		curp = currency
+	}
 	if tzp == nil && curp == nil {
 		return usagef("client set needs --time-zone, --currency or both")
 	}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -160,8 +159,7 @@ func stageSetLimit(ctx context.Context, cfg config.Config, args []string, env En
 	if err != nil {
 		return err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := given(fs)
 	if !set["per-hour"] && !set["pixel-per-hour"] {
 		return usagef("stage set-limit needs --per-hour, --pixel-per-hour or both")
 	}

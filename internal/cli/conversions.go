@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -94,12 +93,6 @@ func findClient(ctx context.Context, st *store.Store, name string) (store.Client
 	return c, err
 }
 
-// multi is a repeatable KEY=VALUE flag.
-type multi []string
-
-func (m *multi) String() string     { return strings.Join(*m, ",") }
-func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
-
 // admin is the connection and mapping rules the dashboard and the admin API
 // share, audited as the CLI.
 func admin(env Env, cfg config.Config, st *store.Store, key secret.Key) *conversion.Admin {
@@ -115,7 +108,7 @@ func connectionAdd(ctx context.Context, cfg config.Config, args []string, env En
 	fs := command("connection add", &cfg)
 	clientName := fs.String("client", "", "client (advertiser) name")
 	platformArg := fs.String("platform", "", "meta, google, tiktok or microsoft")
-	var sets, files multi
+	var sets, files listFlag
 	fs.Var(&sets, "set", "a setting as KEY=VALUE (repeatable; an empty VALUE removes the setting)")
 	fs.Var(&files, "set-file", "a setting read from a file as KEY=PATH (repeatable), so secrets stay out of shell history")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -265,12 +258,7 @@ func connectionMap(ctx context.Context, cfg config.Config, args []string, env En
 	if err := noArgs(fs, args, env); err != nil {
 		return err
 	}
-	eventSet := unmap
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "event" {
-			eventSet = true
-		}
-	})
+	eventSet := unmap || given(fs)["event"]
 	if strings.TrimSpace(*clientName) == "" || *platformArg == "" || *stage == "" || !eventSet {
 		if unmap {
 			return usagef("connection unmap needs --client, --platform and --stage")

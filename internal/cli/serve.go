@@ -50,11 +50,6 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.List
 	return serve(ctx, cfg, log, ln, platformClients(cfg))
 }
 
-// ServeWith is Serve with the given platform clients (tests).
-func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, clients conversion.Registry) error {
-	return serve(ctx, cfg, log, ln, clients)
-}
-
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener, clients conversion.Registry) error {
 	defer ln.Close()
 	st, key, err := openStore(ctx, cfg, log)

@@ -47,6 +47,18 @@ func serverURLFlag(fs *flag.FlagSet) *string {
 	return fs.String("server-url", site.DefaultServerURL, "public address of this Pruuv server, for the snippet")
 }
 
+// originsArg parses the --origin values of command cmd: at least one is needed.
+func originsArg(cmd string, origins listFlag) ([]string, error) {
+	list, err := site.ParseOrigins(origins)
+	if err != nil {
+		return nil, usagef("--origin: %v", err)
+	}
+	if len(list) == 0 {
+		return nil, usagef("%s needs at least one --origin", cmd)
+	}
+	return list, nil
+}
+
 func checkServerURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -73,12 +85,9 @@ func siteCreate(ctx context.Context, cfg config.Config, args []string, env Env) 
 	if len(*name) > funnel.MaxName {
 		return usagef("--name must be at most %d bytes", funnel.MaxName)
 	}
-	list, err := site.ParseOrigins(origins)
+	list, err := originsArg("site create", origins)
 	if err != nil {
-		return usagef("--origin: %v", err)
-	}
-	if len(list) == 0 {
-		return usagef("site create needs at least one --origin")
+		return err
 	}
 	if err := checkServerURL(*serverURL); err != nil {
 		return err
@@ -157,12 +166,9 @@ func siteOrigins(ctx context.Context, cfg config.Config, args []string, env Env,
 	if err != nil {
 		return err
 	}
-	list, err := site.ParseOrigins(origins)
+	list, err := originsArg(cmd, origins)
 	if err != nil {
-		return usagef("--origin: %v", err)
-	}
-	if len(list) == 0 {
-		return usagef("%s needs at least one --origin", cmd)
+		return err
 	}
 	if err := checkServerURL(*serverURL); err != nil {
 		return err

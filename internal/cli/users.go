@@ -61,7 +61,8 @@ func userCreate(ctx context.Context, cfg config.Config, args []string, env Env, 
 		case err != nil:
 			return err
 		}
-		au.Audit(ctx, "cli", "user.set_password", strings.ToLower(strings.TrimSpace(*email)))
+		e, _ := auth.NormalizeEmail(*email) // SetPassword has accepted it
+		au.Audit(ctx, "cli", "user.set_password", e)
 		fmt.Fprintln(env.Stdout, "Password changed; the user's sessions have ended.")
 		return nil
 	}

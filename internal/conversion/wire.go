@@ -77,6 +77,12 @@ func RetryAfter(h http.Header, now time.Time) (wait time.Duration, ok bool) {
 	return 0, false
 }
 
+// TransientStatus reports an HTTP status worth retrying whatever the body
+// says: a server error, 429 Too Many Requests or 408 Request Timeout.
+func TransientStatus(status int) bool {
+	return status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout
+}
+
 // AllResults is n copies of r: the answer for every conversion of a request
 // that succeeded or failed as a whole.
 func AllResults(n int, r Result) []Result {

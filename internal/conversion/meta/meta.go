@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,7 +106,7 @@ func (*Client) Validate(settings map[string]string) error {
 	var errs []error
 	bad := func(k, msg string) { errs = append(errs, fmt.Errorf("%s: %s", k, msg)) }
 	for k := range settings {
-		if !known(k) {
+		if !slices.ContainsFunc(keys, func(key conversion.Key) bool { return key.Name == k }) {
 			bad(k, "unknown setting")
 		}
 	}
@@ -124,31 +125,13 @@ func (*Client) Validate(settings map[string]string) error {
 	if v := settings[SettingAPIVersion]; v != "" && !apiVersionRE.MatchString(v) {
 		bad(SettingAPIVersion, "must look like v27.0")
 	}
-	if v := settings[SettingActionSource]; v != "" && !contains(actionSources, v) {
+	if v := settings[SettingActionSource]; v != "" && !slices.Contains(actionSources, v) {
 		bad(SettingActionSource, "must be one of "+strings.Join(actionSources, ", "))
 	}
 	if len(settings[SettingTestEventCode]) > 64 {
 		bad(SettingTestEventCode, "is too long")
 	}
 	return errors.Join(errs...)
-}
-
-func known(k string) bool {
-	for _, key := range keys {
-		if key.Name == k {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }
 
 // HasSignal implements conversion.Client: a well-formed fbc or fbp cookie, or

@@ -181,7 +181,7 @@ func answer(batch []conversion.Conversion, resp *http.Response, body []byte, tok
 	if json.Unmarshal(body, &ge) != nil || ge.Error == nil {
 		r.Message = fmt.Sprintf("HTTP %d: %s", status, conversion.Snippet(body))
 		r.Outcome = conversion.Permanent
-		if transientStatus(status) {
+		if conversion.TransientStatus(status) {
 			r.Outcome = conversion.Transient
 		}
 		r.Message = conversion.Redact(r.Message, token)
@@ -202,7 +202,7 @@ func answer(batch []conversion.Conversion, resp *http.Response, body []byte, tok
 	r.Message = conversion.Redact(r.Message, token)
 
 	switch {
-	case transientStatus(status), throttled(e.Code), e.Code == 1, e.Code == 2, e.Code == 21009, e.IsTransient:
+	case conversion.TransientStatus(status), throttled(e.Code), e.Code == 1, e.Code == 2, e.Code == 21009, e.IsTransient:
 		r.Outcome = conversion.Transient
 		return conversion.AllResults(len(batch), r)
 	case e.Code == 100:
@@ -227,10 +227,6 @@ func answer(batch []conversion.Conversion, resp *http.Response, body []byte, tok
 // (17), page (32), account (613) and business-use-case (80000–80099) limits.
 func throttled(code int) bool {
 	return code == 4 || code == 17 || code == 32 || code == 341 || code == 613 || (code >= 80000 && code < 80100)
-}
-
-func transientStatus(status int) bool {
-	return status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout
 }
 
 // eventIndexRE finds the index of the offending event: an event_index field

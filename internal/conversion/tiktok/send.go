@@ -134,7 +134,7 @@ func answer(batch []conversion.Conversion, resp *http.Response, body []byte, tok
 	var rep reply
 	if status/100 != 2 || json.Unmarshal(body, &rep) != nil || rep.Code == nil {
 		r.Outcome = conversion.Permanent
-		if status/100 == 2 || status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout {
+		if status/100 == 2 || conversion.TransientStatus(status) {
 			r.Outcome = conversion.Transient // no verdict from TikTok itself
 		}
 		r.Message = conversion.Redact(fmt.Sprintf("HTTP %d: %s", status, conversion.Snippet(body)), token)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,7 +89,7 @@ func (*Client) Validate(settings map[string]string) error {
 	var errs []error
 	bad := func(k, msg string) { errs = append(errs, fmt.Errorf("%s: %s", k, msg)) }
 	for k := range settings {
-		if k != SettingPixelCode && k != SettingAccessToken && k != SettingTestEventCode {
+		if !slices.ContainsFunc(keys, func(key conversion.Key) bool { return key.Name == k }) {
 			bad(k, "unknown setting")
 		}
 	}
