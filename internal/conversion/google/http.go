@@ -186,7 +186,7 @@ func parseAPIError(body []byte) *apiError {
 func (c *Client) wholeRequest(rep *reply, e *apiError) conversion.Result {
 	r := conversion.Result{HTTPStatus: rep.status, Message: e.summary(rep.status)}
 	switch {
-	case rep.status == http.StatusTooManyRequests || rep.status == http.StatusRequestTimeout || rep.status >= 500:
+	case conversion.TransientStatus(rep.status):
 		r.Outcome = conversion.Transient
 		r.RetryAfter = c.retryAfter(rep.header, e)
 	case rep.status == http.StatusUnauthorized:

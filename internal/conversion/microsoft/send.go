@@ -225,7 +225,7 @@ func (c *Client) post(ctx context.Context, conn conversion.Connection, token str
 // second conversion with the same click id, goal and time.
 func undecodable(status int, hdr http.Header, raw []byte, now time.Time) conversion.Result {
 	out := conversion.Transient
-	if status >= 400 && status < 500 && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout {
+	if status >= 400 && status < 500 && !conversion.TransientStatus(status) {
 		out = conversion.Permanent
 	}
 	wait, _ := conversion.RetryAfter(hdr, now)
@@ -280,7 +280,7 @@ func (c *Client) judge(status int, hdr http.Header, ans *applyResponse, n int) [
 		return results
 	}
 	out := conversion.Permanent
-	if status == http.StatusTooManyRequests || status >= 500 || status == http.StatusRequestTimeout {
+	if conversion.TransientStatus(status) {
 		out = conversion.Transient
 	}
 	return conversion.AllResults(n, conversion.Result{Outcome: out, HTTPStatus: status, RetryAfter: wait,
