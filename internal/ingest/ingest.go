@@ -58,9 +58,9 @@ type Service struct {
 	log      *slog.Logger
 	maxBatch int
 
-	cacheMu sync.Mutex
-	cache   map[string]cachedStage
-	sites   siteCache // the Pixel's site keys and origins (site.go)
+	stages  ttlCache[store.StageAuth]
+	sites   ttlCache[store.SiteAuth] // the Pixel's site keys (site.go)
+	origins ttlCache[bool]           // whether any site lists an origin (site.go)
 
 	last atomic.Int64 // when Ingest was last called, Unix ns: see IdleFor
 
@@ -92,7 +92,7 @@ func New(opt Options) *Service {
 		opt.MaxBatch = 256
 	}
 	s := &Service{store: opt.Store, key: opt.Key, now: opt.Now, log: opt.Log, maxBatch: opt.MaxBatch,
-		queue: make(chan *request, opt.MaxBatch*opt.Writers), stop: make(chan struct{}), cache: map[string]cachedStage{}}
+		queue: make(chan *request, opt.MaxBatch*opt.Writers), stop: make(chan struct{})}
 	for range opt.Writers {
 		s.wg.Add(1)
 		go s.writer()
@@ -155,21 +155,45 @@ func hourStart(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 // takes effect within this time.
 const CacheFor = time.Second
 
-type cachedStage struct {
-	auth store.StageAuth
-	at   time.Time
+const maxCached = 100_000
+
+// ttlCache keeps values for CacheFor; it is emptied when it holds maxCached.
+type ttlCache[V any] struct {
+	mu sync.Mutex
+	m  map[string]ttlEntry[V]
 }
 
-const maxCached = 100_000
+type ttlEntry[V any] struct {
+	v  V
+	at time.Time
+}
+
+// get returns key's value if it was put less than CacheFor before now.
+func (c *ttlCache[V]) get(key string, now time.Time) (V, bool) {
+	c.mu.Lock()
+	e, hit := c.m[key]
+	c.mu.Unlock()
+	if !hit || now.Sub(e.at) >= CacheFor {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}
+
+func (c *ttlCache[V]) put(key string, v V, now time.Time) {
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCached {
+		c.m = map[string]ttlEntry[V]{}
+	}
+	c.m[key] = ttlEntry[V]{v: v, at: now}
+	c.mu.Unlock()
+}
 
 // Authorize finds the stage and checks the bearer token against its live
 // tokens. It returns ErrStageNotFound or ErrUnauthorized.
 func (s *Service) Authorize(ctx context.Context, stageID, bearer string) (store.StageAuth, error) {
 	now := s.now()
-	s.cacheMu.Lock()
-	c, hit := s.cache[stageID]
-	s.cacheMu.Unlock()
-	auth, cached := c.auth, hit && now.Sub(c.at) < CacheFor
+	auth, cached := s.stages.get(stageID, now)
 	if !cached {
 		var err error
 		if auth, err = s.lookup(ctx, stageID, now); err != nil {
@@ -201,12 +225,7 @@ func (s *Service) lookup(ctx context.Context, stageID string, now time.Time) (st
 	if err != nil {
 		return auth, err
 	}
-	s.cacheMu.Lock()
-	if len(s.cache) >= maxCached {
-		clear(s.cache)
-	}
-	s.cache[stageID] = cachedStage{auth: auth, at: now}
-	s.cacheMu.Unlock()
+	s.stages.put(stageID, auth, now)
 	return auth, nil
 }
 

@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/pruuv/pruuv/internal/event"
@@ -14,25 +13,6 @@ import (
 // ErrForbidden means a Pixel request came from an origin its site does not
 // allow.
 var ErrForbidden = errors.New("origin not allowed")
-
-// siteCache keeps site keys and origins for CacheFor, as the stage cache
-// does tokens: a new site or origin is seen at once (misses always ask the
-// database), a removed origin stops working within CacheFor.
-type siteCache struct {
-	mu      sync.Mutex
-	sites   map[string]cachedSite
-	origins map[string]cachedOrigin
-}
-
-type cachedSite struct {
-	auth store.SiteAuth
-	at   time.Time
-}
-
-type cachedOrigin struct {
-	listed bool
-	at     time.Time
-}
 
 // bucket is the hourly counter an event from source counts against: the
 // Pixel has a quota of its own per stage; everything else uses the stage's.
@@ -65,11 +45,8 @@ func (s *Service) AuthorizePixel(ctx context.Context, siteKey, origin, stageID s
 	if stageID == "" || len(stageID) > maxIDLen {
 		return 0, ErrStageNotFound
 	}
-	s.cacheMu.Lock()
-	c, hit := s.cache[stageID]
-	s.cacheMu.Unlock()
-	stage := c.auth
-	if !hit || now.Sub(c.at) >= CacheFor {
+	stage, hit := s.stages.get(stageID, now)
+	if !hit {
 		if stage, err = s.lookup(ctx, stageID, now); err != nil {
 			return 0, err
 		}
@@ -80,13 +57,12 @@ func (s *Service) AuthorizePixel(ctx context.Context, siteKey, origin, stageID s
 	return stage.PixelHourlyLimit, nil
 }
 
+// site finds the site a key names, kept for CacheFor as stages are: a new
+// site or origin is seen at once (misses always ask the database), a removed
+// origin stops working within CacheFor.
 func (s *Service) site(ctx context.Context, key string, now time.Time) (store.SiteAuth, error) {
-	c := &s.sites
-	c.mu.Lock()
-	e, hit := c.sites[key]
-	c.mu.Unlock()
-	if hit && now.Sub(e.at) < CacheFor {
-		return e.auth, nil
+	if auth, hit := s.sites.get(key, now); hit {
+		return auth, nil
 	}
 	auth, err := s.store.LookupSite(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
@@ -95,12 +71,7 @@ func (s *Service) site(ctx context.Context, key string, now time.Time) (store.Si
 	if err != nil {
 		return auth, err
 	}
-	c.mu.Lock()
-	if c.sites == nil || len(c.sites) >= maxCached {
-		c.sites = map[string]cachedSite{}
-	}
-	c.sites[key] = cachedSite{auth: auth, at: now}
-	c.mu.Unlock()
+	s.sites.put(key, auth, now)
 	return auth, nil
 }
 
@@ -112,22 +83,13 @@ func (s *Service) OriginListed(ctx context.Context, origin string) (bool, error)
 		return false, nil
 	}
 	now := s.now()
-	c := &s.sites
-	c.mu.Lock()
-	e, hit := c.origins[origin]
-	c.mu.Unlock()
-	if hit && now.Sub(e.at) < CacheFor {
-		return e.listed, nil
+	if listed, hit := s.origins.get(origin, now); hit {
+		return listed, nil
 	}
 	listed, err := s.store.OriginListed(ctx, origin)
 	if err != nil {
 		return false, err
 	}
-	c.mu.Lock()
-	if c.origins == nil || len(c.origins) >= maxCached {
-		c.origins = map[string]cachedOrigin{}
-	}
-	c.origins[origin] = cachedOrigin{listed: listed, at: now}
-	c.mu.Unlock()
+	s.origins.put(origin, listed, now)
 	return listed, nil
 }
