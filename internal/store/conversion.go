@@ -137,9 +137,10 @@ func (s *Store) ReplaceSealed(ctx context.Context, id, old, sealed string, hints
 	return nil
 }
 
-func nonNil(m map[string]string) map[string]string {
+// nonNil is m, or an empty map when m is nil.
+func nonNil[V any](m map[string]V) map[string]V {
 	if m == nil {
-		return map[string]string{}
+		return map[string]V{}
 	}
 	return m
 }
@@ -432,17 +433,10 @@ func (s *Store) outboxEvents(ctx context.Context, q querier, ids []string) ([]Ou
 		return nil, err
 	}
 	for i := range out {
-		out[i].Connected = nonNilBool(connected[out[i].ClientID])
+		out[i].Connected = nonNil(connected[out[i].ClientID])
 		out[i].Mappings = nonNil(mapped[out[i].Event.StageID])
 	}
 	return out, nil
-}
-
-func nonNilBool(m map[string]bool) map[string]bool {
-	if m == nil {
-		return map[string]bool{}
-	}
-	return m
 }
 
 func keys(m map[string]bool) []string {
