@@ -17,6 +17,7 @@ import (
 	"github.com/pruuv/pruuv/internal/event"
 	"github.com/pruuv/pruuv/internal/secret"
 	"github.com/pruuv/pruuv/internal/store"
+	"github.com/pruuv/pruuv/internal/token"
 )
 
 // Registry holds the platform clients by platform.
@@ -645,7 +646,7 @@ func (r *run) results(batch []item, results []Result, connID string) outcome {
 		}
 		s := it.send
 		attempts := s.Attempts + 1
-		o.attempts = append(o.attempts, store.Attempt{ID: newAttemptID(), EventID: s.EventID, Platform: s.Platform, At: now.UnixMilli(),
+		o.attempts = append(o.attempts, store.Attempt{ID: token.NewID("att"), EventID: s.EventID, Platform: s.Platform, At: now.UnixMilli(),
 			Outcome: outcomeName(res.Outcome), HTTPStatus: res.HTTPStatus, Message: res.Message, Summary: q.clients[Platform(s.Platform)].Summary(&it.conv)})
 		u := store.SendUpdate{EventID: s.EventID, Platform: s.Platform, Attempts: attempts, HTTPStatus: res.HTTPStatus,
 			Message: res.Message, LastAttemptAt: now.UnixMilli()}
@@ -716,10 +717,4 @@ func outcomeName(o Outcome) string {
 		return "permanent"
 	}
 	return "transient"
-}
-
-func newAttemptID() string {
-	b := make([]byte, 12)
-	cryptorand(b)
-	return "att_" + hex.EncodeToString(b)
 }

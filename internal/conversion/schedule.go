@@ -65,7 +65,4 @@ func (s Schedule) Next(now time.Time) (time.Time, bool) {
 	return s.cron.Next(now.UTC()), true
 }
 
-// Off reports whether sends wait for an on-demand run.
-func (s Schedule) Off() bool { return s.off }
-
 func (s Schedule) String() string { return s.text }

@@ -166,11 +166,8 @@ func (s *Server) track(w http.ResponseWriter, r *http.Request) string {
 	ip := clientIP(r, s.browser.trusted)
 	if s.browser.perIP != nil {
 		if ok, wait := s.browser.perIP.Allow(ipKey(ip), time.Now()); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(max(int((wait+time.Second-1)/time.Second), 1)))
 			w.Header().Set("Access-Control-Expose-Headers", "Retry-After")
-			s.logFailure(r, http.StatusTooManyRequests, outcomeIPLimited, nil)
-			writeJSON(w, http.StatusTooManyRequests, bodyRateLimited)
-			return outcomeIPLimited
+			return s.tooMany(w, r, ceilSeconds(wait), outcomeIPLimited)
 		}
 	}
 	observe(&fields, r, ip)
@@ -184,11 +181,8 @@ func (s *Server) track(w http.ResponseWriter, r *http.Request) string {
 		writeJSON(w, http.StatusOK, bodyDuplicate)
 		return outcomeDuplicate
 	case store.Limited:
-		w.Header().Set("Retry-After", strconv.Itoa(secondsUntil(res.Reset, now)))
 		w.Header().Set("Access-Control-Expose-Headers", "Retry-After")
-		s.logFailure(r, http.StatusTooManyRequests, outcomeRateLimited, nil)
-		writeJSON(w, http.StatusTooManyRequests, bodyRateLimited)
-		return outcomeRateLimited
+		return s.tooMany(w, r, secondsUntil(res.Reset, now), outcomeRateLimited)
 	}
 	writeJSON(w, http.StatusOK, []byte(`{"received":true,"event_id":"`+res.EventID+`"}`))
 	return outcomeAccepted

@@ -85,10 +85,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) string {
 		writeJSON(w, http.StatusOK, bodyDuplicate)
 		return outcomeDuplicate
 	case store.Limited:
-		w.Header().Set("Retry-After", strconv.Itoa(secondsUntil(res.Reset, now)))
-		s.logFailure(r, http.StatusTooManyRequests, outcomeRateLimited, nil)
-		writeJSON(w, http.StatusTooManyRequests, bodyRateLimited)
-		return outcomeRateLimited
+		return s.tooMany(w, r, secondsUntil(res.Reset, now), outcomeRateLimited)
 	}
 	w.Header().Set("Pruuv-Event-Id", res.EventID)
 	writeJSON(w, http.StatusOK, []byte(`{"received":true,"event_id":"`+res.EventID+`"}`))
@@ -102,9 +99,20 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error
 	return outcomeError
 }
 
-func secondsUntil(t, now time.Time) int {
-	s := int((t.Sub(now) + time.Second - 1) / time.Second)
-	return max(s, 1)
+// tooMany answers 429 with bodyRateLimited, asking the client to wait
+// retryAfter seconds.
+func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, retryAfter int, outcome string) string {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	s.logFailure(r, http.StatusTooManyRequests, outcome, nil)
+	writeJSON(w, http.StatusTooManyRequests, bodyRateLimited)
+	return outcome
+}
+
+func secondsUntil(t, now time.Time) int { return ceilSeconds(t.Sub(now)) }
+
+// ceilSeconds is d in whole seconds, rounded up, and at least 1.
+func ceilSeconds(d time.Duration) int {
+	return max(int((d+time.Second-1)/time.Second), 1)
 }
 
 // setRateHeaders describes the stage's hourly window in the IETF RateLimit

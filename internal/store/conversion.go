@@ -137,9 +137,10 @@ func (s *Store) ReplaceSealed(ctx context.Context, id, old, sealed string, hints
 	return nil
 }
 
-func nonNil(m map[string]string) map[string]string {
+// nonNil is m, or an empty map when m is nil.
+func nonNil[V any](m map[string]V) map[string]V {
 	if m == nil {
-		return map[string]string{}
+		return map[string]V{}
 	}
 	return m
 }
@@ -179,22 +180,13 @@ func (s *Store) SetMapping(ctx context.Context, clientID, stageID, platform, eve
 
 // ListMappings returns every stage mapping in funnel and stage order.
 func (s *Store) ListMappings(ctx context.Context) ([]Mapping, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT f.client_id, m.stage_id, s.name, f.name, m.platform, m.event_name
+	return queryList(ctx, s, "list mappings", func(sc scanner) (Mapping, error) {
+		var m Mapping
+		err := sc.Scan(&m.ClientID, &m.StageID, &m.StageName, &m.FunnelName, &m.Platform, &m.EventName)
+		return m, err
+	}, `SELECT f.client_id, m.stage_id, s.name, f.name, m.platform, m.event_name
 		FROM stage_mappings m JOIN stages s ON s.id = m.stage_id JOIN funnels f ON f.id = s.funnel_id
 		ORDER BY f.client_id, f.name, s.position, m.platform`)
-	if err != nil {
-		return nil, s.wrap(err, "list mappings")
-	}
-	defer rows.Close()
-	var out []Mapping
-	for rows.Next() {
-		var m Mapping
-		if err := rows.Scan(&m.ClientID, &m.StageID, &m.StageName, &m.FunnelName, &m.Platform, &m.EventName); err != nil {
-			return nil, s.wrap(err, "list mappings")
-		}
-		out = append(out, m)
-	}
-	return out, s.wrap(rows.Err(), "list mappings")
 }
 
 // eventCols selects a stored event's columns from alias e, in the order
@@ -441,17 +433,10 @@ func (s *Store) outboxEvents(ctx context.Context, q querier, ids []string) ([]Ou
 		return nil, err
 	}
 	for i := range out {
-		out[i].Connected = nonNilBool(connected[out[i].ClientID])
+		out[i].Connected = nonNil(connected[out[i].ClientID])
 		out[i].Mappings = nonNil(mapped[out[i].Event.StageID])
 	}
 	return out, nil
-}
-
-func nonNilBool(m map[string]bool) map[string]bool {
-	if m == nil {
-		return map[string]bool{}
-	}
-	return m
 }
 
 func keys(m map[string]bool) []string {
@@ -866,26 +851,17 @@ func (s *Store) ListSends(ctx context.Context, f SendFilter) ([]SendRow, error) 
 		limit = 100
 	}
 	q += " ORDER BY s.updated_at DESC, s.event_id DESC, s.platform LIMIT " + strconv.Itoa(limit)
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, s.wrap(err, "list sends")
-	}
-	defer rows.Close()
-	var out []SendRow
-	for rows.Next() {
+	return queryList(ctx, s, "list sends", func(sc scanner) (SendRow, error) {
 		var r SendRow
 		var created, updated int64
 		var next, sent sql.NullInt64
 		var status sql.NullInt64
-		if err := rows.Scan(&r.EventID, &r.Platform, &r.Status, &r.Reason, &r.Detail, &r.Attempts, &status, &r.Message, &r.StageID,
-			&r.ClientID, &r.Client, &created, &updated, &next, &sent); err != nil {
-			return nil, s.wrap(err, "list sends")
-		}
+		err := sc.Scan(&r.EventID, &r.Platform, &r.Status, &r.Reason, &r.Detail, &r.Attempts, &status, &r.Message, &r.StageID,
+			&r.ClientID, &r.Client, &created, &updated, &next, &sent)
 		r.CreatedAt, r.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 		r.HTTPStatus, r.NextAttemptAt, r.SentAt = intPtr(status), timePtr(next), timePtr(sent)
-		out = append(out, r)
-	}
-	return out, s.wrap(rows.Err(), "list sends")
+		return r, err
+	}, q, args...)
 }
 
 func intPtr(v sql.NullInt64) *int {
@@ -922,23 +898,14 @@ func (s *Store) ListAttempts(ctx context.Context, eventID, platform string) ([]A
 		q += " AND platform = $2"
 		args = append(args, platform)
 	}
-	rows, err := s.r.QueryContext(ctx, q+" ORDER BY at, id", args...)
-	if err != nil {
-		return nil, s.wrap(err, "list attempts")
-	}
-	defer rows.Close()
-	var out []AttemptRow
-	for rows.Next() {
+	return queryList(ctx, s, "list attempts", func(sc scanner) (AttemptRow, error) {
 		var a AttemptRow
 		var at int64
 		var status sql.NullInt64
-		if err := rows.Scan(&a.EventID, &a.Platform, &at, &a.Outcome, &status, &a.Message, &a.Summary); err != nil {
-			return nil, s.wrap(err, "list attempts")
-		}
+		err := sc.Scan(&a.EventID, &a.Platform, &at, &a.Outcome, &status, &a.Message, &a.Summary)
 		a.At, a.HTTPStatus = time.UnixMilli(at).UTC(), intPtr(status)
-		out = append(out, a)
-	}
-	return out, s.wrap(rows.Err(), "list attempts")
+		return a, err
+	}, q+" ORDER BY at, id", args...)
 }
 
 // QueueStat is the number of unfinished sends of one platform and status
@@ -953,21 +920,12 @@ type QueueStat struct {
 // QueueStats groups the unfinished sends by platform and status: one query
 // over the due index, cheap enough to run on every metrics scrape.
 func (s *Store) QueueStats(ctx context.Context) ([]QueueStat, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT platform, status, COUNT(*), MIN(created_at) FROM conversion_sends
-		WHERE status IN ('pending', 'retrying') GROUP BY platform, status`)
-	if err != nil {
-		return nil, s.wrap(err, "queue stats")
-	}
-	defer rows.Close()
-	var out []QueueStat
-	for rows.Next() {
+	return queryList(ctx, s, "queue stats", func(sc scanner) (QueueStat, error) {
 		var q QueueStat
 		var oldest int64
-		if err := rows.Scan(&q.Platform, &q.Status, &q.Count, &oldest); err != nil {
-			return nil, s.wrap(err, "queue stats")
-		}
+		err := sc.Scan(&q.Platform, &q.Status, &q.Count, &oldest)
 		q.Oldest = time.UnixMilli(oldest).UTC()
-		out = append(out, q)
-	}
-	return out, s.wrap(rows.Err(), "queue stats")
+		return q, err
+	}, `SELECT platform, status, COUNT(*), MIN(created_at) FROM conversion_sends
+		WHERE status IN ('pending', 'retrying') GROUP BY platform, status`)
 }
