@@ -175,6 +175,18 @@ func TestTwoProcessesSendOnce(t *testing.T) {
 		}
 		waitFor(t, fmt.Sprintf("wave %d to be sent", w+1), func() bool { return len(g.Accepted()) == len(ids) })
 	}
+	// Google holding an event is not the end of its send: the child still
+	// reads the answer and records it. Stopping the children before that
+	// would cancel the last request and leave its sends retrying.
+	waitFor(t, "every send to be recorded", func() bool {
+		n := 0
+		for _, s := range sends(t, cfg) {
+			if s.Status == "sent" {
+				n++
+			}
+		}
+		return n == len(ids)
+	})
 	for _, p := range procs {
 		if err := p.Terminate(); err != nil {
 			t.Fatalf("child: %v", err)
